@@ -1,0 +1,69 @@
+"""Course plumbing shared by every notebook: the scale switch, seeding, quiet logs.
+
+Each notebook's ``parameters`` cell reads ``BERTCOURSE_SCALE`` (``ci`` | ``course`` | ``full``);
+``ci`` is what nbval runs in ``make test``, ``course`` is a learner's CPU default, ``full`` is
+for a GPU/TPU.
+
+>>> from bertcourse.course import scale_value
+>>> scale_value({"ci": 100, "course": 2_000, "full": 100_000}, scale="ci")
+100
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any, Mapping, TypeVar
+
+SCALES = ("ci", "course", "full")
+DEFAULT_SCALE = "course"
+T = TypeVar("T")
+
+
+def get_scale(scale: str | None = None) -> str:
+    """The active scale: the argument, else ``$BERTCOURSE_SCALE``, else ``course``."""
+    value = (scale or os.environ.get("BERTCOURSE_SCALE") or DEFAULT_SCALE).strip().lower()
+    if value not in SCALES:
+        raise ValueError(f"BERTCOURSE_SCALE must be one of {', '.join(SCALES)}; got {value!r}.")
+    return value
+
+
+def scale_value(choices: Mapping[str, T], scale: str | None = None) -> T:
+    """Pick the value for the active scale from ``{"ci": .., "course": .., "full": ..}``."""
+    key = get_scale(scale)
+    missing = [s for s in SCALES if s not in choices]
+    if missing:
+        raise ValueError(f"scale_value needs a value for every scale; missing {missing}.")
+    return choices[key]
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ and Python logging (call before importing TensorFlow)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def setup(seed: int = 42, scale: str | None = None, quiet: bool = True) -> dict[str, Any]:
+    """One call at the top of each notebook: quiet logs, seed Python/NumPy/backend, report scale.
+
+    Returns ``{"scale": ..., "seed": ..., "backend": ...}``.
+    """
+    if quiet:
+        quiet_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if quiet:
+        try:
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
+            tf.autograph.set_verbosity(0)
+        except ImportError:  # pragma: no cover - other backends
+            pass
+    return {"scale": get_scale(scale), "seed": seed, "backend": keras.backend.backend()}

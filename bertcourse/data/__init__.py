@@ -1,0 +1,1 @@
+"""Data: the shipped corpora (``corpora``); pretraining and task datasets come in later lessons."""
