@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from typing import Any, Mapping, TypeVar
 
@@ -48,6 +49,31 @@ def quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow with its C++ start-up banner (CUDA probing, oneDNN notice) discarded.
+
+    Those lines are written to file descriptor 2 by absl before any log level applies, so
+    the only way to keep them out of a notebook is to point fd 2 at /dev/null meanwhile.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters)
+        import tensorflow
+
+        return tensorflow
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow
+
+
 def setup(seed: int = 42, scale: str | None = None, quiet: bool = True) -> dict[str, Any]:
     """One call at the top of each notebook: quiet logs, seed Python/NumPy/backend, report scale.
 
@@ -55,6 +81,8 @@ def setup(seed: int = 42, scale: str | None = None, quiet: bool = True) -> dict[
     """
     if quiet:
         quiet_tensorflow()
+        if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+            import_tensorflow_quietly()
     import keras
 
     keras.utils.set_random_seed(seed)

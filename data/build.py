@@ -182,9 +182,32 @@ def moby_dick_documents(root: Path) -> list[tuple[str, list[str]]]:
     return [(d, p) for d, p in docs if p]
 
 
+_ABBREVIATIONS = ("Mr.", "Mrs.", "Dr.", "St.", "Messrs.", "Col.", "Capt.", "Esq.", "Rev.", "Sir.", "Mt.")
+# End of sentence: . ! ? (optionally closing quotes) then space, then an opening quote or capital.
+_BOUNDARY = re.compile(r"(?<=[.!?])(['\"’”]?)\s+(?=['\"‘“]?[A-Z])")
+LONG_SENTENCE_WORDS = 60
+
+
+def resplit_long(sentence: str) -> list[str]:
+    """pysbd keeps a whole quoted speech (or letter) as one "sentence"; split those at clear
+    sentence ends that are not after a title abbreviation such as "Mr."."""
+    if len(sentence.split()) <= LONG_SENTENCE_WORDS:
+        return [sentence]
+    out, start = [], 0
+    for m in _BOUNDARY.finditer(sentence):
+        end = m.start() + len(m.group(1))
+        piece = sentence[start:end]
+        if piece.rstrip().endswith(_ABBREVIATIONS) or len(piece.split()) < 3:
+            continue
+        out.append(piece.strip())
+        start = m.end()
+    out.append(sentence[start:].strip())
+    return [s for s in out if s]
+
+
 def split_sentences(paragraph: str, segmenter) -> list[str]:
     sents = [s.strip() for s in segmenter.segment(paragraph)]
-    return [s for s in sents if s]
+    return [piece for s in sents if s for piece in resplit_long(s)]
 
 
 def write_corpus(path: Path, documents: list[tuple[str, list[str]]]) -> dict:
@@ -202,7 +225,7 @@ def write_corpus(path: Path, documents: list[tuple[str, list[str]]]) -> dict:
             blocks.append("\n".join(sents) + "\n")
             n_par += 1
             n_sent += len(sents)
-            n_words += len(para.split())
+            n_words += sum(len(x.split()) for x in sents)
         chunks.append("\n".join(blocks) + "\n")
     path.write_text("".join(chunks), encoding="utf-8")
     return {"documents": len(documents), "paragraphs": n_par, "sentences": n_sent, "words": n_words}

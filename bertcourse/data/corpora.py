@@ -69,7 +69,14 @@ def corpus_path(name: str) -> Path:
 
 def iter_documents(name_or_path: str | os.PathLike) -> Iterator[Document]:
     """Stream documents from a corpus name (``austen``, ``moby_dick``) or a file in the same format."""
-    path = Path(name_or_path) if os.fspath(name_or_path) not in CORPORA else corpus_path(str(name_or_path))
+    name = os.fspath(name_or_path)
+    if name in CORPORA:
+        path = corpus_path(name)
+    elif os.sep not in name and "." not in name:  # looks like a corpus name, not a file
+        raise ValueError(f"Unknown corpus {name!r}. Available: {', '.join(CORPORA)} (or a path to a file "
+                         "in the same format).")
+    else:
+        path = Path(name)
     if not path.is_file():
         raise FileNotFoundError(f"Corpus file {path} is missing. Build the shipped corpora with: {BUILD_COMMAND}")
     doc_id: str | None = None

@@ -1,0 +1,180 @@
+"""``BertBackbone``: the whole BERT encoder as one functional Keras model (lesson 04).
+
+    token_ids, segment_ids --> BertEmbeddings --> EncoderBlock x num_layers --> sequence_output
+                                                                  [CLS] row --> Dense + tanh --> pooled_output
+
+>>> import numpy as np
+>>> from bertcourse.models import BertBackbone
+>>> backbone = BertBackbone("tiny")
+>>> out = backbone({"token_ids": np.array([[101, 7592, 102, 0]]), "segment_ids": np.zeros((1, 4), "int32"),
+...                 "padding_mask": np.array([[1, 1, 1, 0]])})
+>>> tuple(out["sequence_output"].shape), tuple(out["pooled_output"].shape)
+((1, 4, 128), (1, 128))
+>>> backbone.count_params() == backbone.config.num_parameters()
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import keras
+import numpy as np
+from keras import ops
+
+from bertcourse.config import BertConfig
+from bertcourse.layers import BertEmbeddings, EncoderBlock
+from bertcourse.layers._utils import bert_initializer
+from bertcourse.layers.embeddings import check_sequence_length
+
+__all__ = ["BertBackbone", "INPUT_NAMES"]
+
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+# What other libraries call the same inputs (for the error message).
+_OTHER_NAMES = {"input_ids": "token_ids", "token_type_ids": "segment_ids", "attention_mask": "padding_mask",
+                "input_mask": "padding_mask", "input_type_ids": "segment_ids", "input_word_ids": "token_ids"}
+
+
+def _as_config(config: BertConfig | str | Mapping[str, Any] | None) -> BertConfig:
+    if config is None:
+        return BertConfig()
+    if isinstance(config, BertConfig):
+        return config
+    if isinstance(config, str):
+        return BertConfig.preset(config)
+    if isinstance(config, Mapping):
+        return BertConfig.from_dict(dict(config))
+    raise TypeError(f"config must be a BertConfig, a preset name or a dict, got {type(config).__name__}.")
+
+
+def _is_integer_dtype(x) -> bool:
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        x = np.asarray(x)
+        dtype = x.dtype
+    name = keras.backend.standardize_dtype(dtype)
+    return name.startswith("int") or name.startswith("uint") or name == "bool"
+
+
+def validate_inputs(inputs, max_position_embeddings: int) -> None:
+    """Check the input dict a learner passes and explain what is wrong, before Keras does less clearly."""
+    if not isinstance(inputs, Mapping):
+        raise TypeError(
+            f"BertBackbone takes a dict with keys {list(INPUT_NAMES)}; got a {type(inputs).__name__}. "
+            f"Example: backbone({{'token_ids': ids, 'segment_ids': segs, 'padding_mask': mask}}).")
+    keys = set(inputs)
+    missing = [k for k in INPUT_NAMES if k not in keys]
+    unexpected = sorted(keys - set(INPUT_NAMES))
+    if missing or unexpected:
+        hints = [f"'{k}' is called '{_OTHER_NAMES[k]}' here" for k in unexpected if k in _OTHER_NAMES]
+        raise KeyError(
+            f"BertBackbone inputs must be a dict with exactly the keys {list(INPUT_NAMES)}; "
+            f"missing {missing}, unexpected {unexpected}." + (f" ({'; '.join(hints)}.)" if hints else ""))
+    shapes = {}
+    for name in INPUT_NAMES:
+        value = inputs[name]
+        shape = tuple(getattr(value, "shape", None) or np.shape(value))
+        if len(shape) != 2:
+            extra = " Add a batch axis, e.g. ids[None, :]." if len(shape) == 1 else ""
+            raise ValueError(f"'{name}' must have shape [batch, seq_len] (rank 2); got shape {shape}.{extra}")
+        if not _is_integer_dtype(value):
+            dtype = getattr(value, "dtype", None) or np.asarray(value).dtype
+            raise TypeError(f"'{name}' must hold integers (int32/int64); got dtype {dtype}. "
+                            f"Token ids are indices into the vocabulary, not values: cast them with .astype('int32').")
+        shapes[name] = shape
+    ref = shapes["token_ids"]
+    for name in INPUT_NAMES[1:]:
+        for a, b in zip(ref, shapes[name]):
+            if a is not None and b is not None and a != b:
+                raise ValueError(f"'token_ids' has shape {ref} but '{name}' has shape {shapes[name]}: "
+                                 f"all three inputs must have the same [batch, seq_len] shape.")
+    check_sequence_length(ref[1], max_position_embeddings)
+
+
+@keras.saving.register_keras_serializable(package="bertcourse")
+class BertBackbone(keras.Model):
+    """BERT's encoder: embeddings, ``num_layers`` encoder blocks and the [CLS] pooler.
+
+    Args:
+        config: a ``BertConfig``, a preset name (``"tiny"`` ... ``"large"``) or a config dict.
+        output_hidden_states: also output ``hidden_states`` ``[batch, num_layers + 1, seq, hidden]``
+            (the embeddings' output, then every block's output).
+        output_attention_scores: also output ``attention_scores`` ``[batch, num_layers, heads, seq, seq]``,
+            the attention probabilities of every layer and head.
+        normalize_first: pre-LN blocks (not BERT; for experiments).
+        fused_qkv: compute Q, K, V with one matmul (same weights and results).
+        dtype: a dtype or dtype policy (e.g. ``"mixed_bfloat16"``); default: the global policy.
+
+    Inputs: a dict ``token_ids``, ``segment_ids``, ``padding_mask``, each ``[batch, seq_len]`` int.
+    Outputs: a dict ``sequence_output`` ``[batch, seq, hidden]``, ``pooled_output`` ``[batch, hidden]``
+    (tanh(W h_[CLS] + b)), plus the optional outputs above.
+    """
+
+    def __init__(self, config: BertConfig | str | Mapping[str, Any] | None = None, output_hidden_states=False,
+                 output_attention_scores=False, normalize_first=False, fused_qkv=False, dtype=None, **kwargs):
+        cfg = _as_config(config)
+        self.embeddings = BertEmbeddings(
+            cfg.vocab_size, cfg.hidden_size, max_position_embeddings=cfg.max_position_embeddings,
+            type_vocab_size=cfg.type_vocab_size, dropout=cfg.hidden_dropout,
+            layer_norm_epsilon=cfg.layer_norm_epsilon, initializer_range=cfg.initializer_range,
+            dtype=dtype, name="embeddings")
+        self.encoder_layers = [
+            EncoderBlock(cfg.num_heads, cfg.intermediate_size, hidden_act=cfg.hidden_act,
+                         hidden_dropout=cfg.hidden_dropout, attention_dropout=cfg.attention_dropout,
+                         layer_norm_epsilon=cfg.layer_norm_epsilon, initializer_range=cfg.initializer_range,
+                         normalize_first=normalize_first, fused_qkv=fused_qkv, dtype=dtype, name=f"encoder_layer_{i}")
+            for i in range(cfg.num_layers)
+        ]
+        self.pooler = keras.layers.Dense(cfg.hidden_size, activation="tanh",
+                                         kernel_initializer=bert_initializer(cfg.initializer_range),
+                                         dtype=dtype, name="pooler")
+
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+        x = self.embeddings(token_ids, segment_ids)
+        hidden_states, attention_scores = [x], []
+        for block in self.encoder_layers:
+            x, probs = block(x, padding_mask=padding_mask, return_attention_scores=True)
+            hidden_states.append(x)
+            attention_scores.append(probs)
+        outputs = {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
+        if output_hidden_states:
+            outputs["hidden_states"] = keras.ops.stack(hidden_states, axis=1)
+        if output_attention_scores:
+            outputs["attention_scores"] = keras.ops.stack(attention_scores, axis=1)
+        super().__init__(inputs={"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
+                         outputs=outputs, dtype=dtype, **kwargs)
+        self.config = cfg
+        self.output_hidden_states = bool(output_hidden_states)
+        self.output_attention_scores = bool(output_attention_scores)
+        self.normalize_first = bool(normalize_first)
+        self.fused_qkv = bool(fused_qkv)
+
+    @property
+    def token_embedding(self) -> keras.layers.Embedding:
+        """The ``[vocab_size, hidden_size]`` token table (an MLM head ties its output to it)."""
+        return self.embeddings.token_embedding
+
+    def __call__(self, inputs, *args, **kwargs):
+        validate_inputs(inputs, self.config.max_position_embeddings)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "config": self.config.to_dict(),
+            "output_hidden_states": self.output_hidden_states,
+            "output_attention_scores": self.output_attention_scores,
+            "normalize_first": self.normalize_first,
+            "fused_qkv": self.fused_qkv,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "dtype" in config and isinstance(config["dtype"], dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)

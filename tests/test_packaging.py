@@ -1,0 +1,37 @@
+"""The environment files agree: environment.yml mirrors pyproject.toml's pins."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pins(lines):
+    out = {}
+    for line in lines:
+        m = re.match(r"^\s*-?\s*\"?([A-Za-z0-9_.-]+)\s*((?:==|>=|<=|<|>|~=)[^\"#]*)\"?", line)
+        if m:
+            out[m.group(1).lower()] = m.group(2).replace(" ", "").strip()
+    return out
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _pins(project["dependencies"] + project["optional-dependencies"]["course"]
+                   + project["optional-dependencies"]["test"] + project["optional-dependencies"]["data"])
+    env = _pins((ROOT / "environment.yml").read_text().splitlines())
+    assert "python" in env and env["python"].startswith("=3.11") or "python=3.11" in (ROOT / "environment.yml").read_text()
+    for name, spec in wanted.items():
+        assert env.get(name) == spec, f"environment.yml has {name}{env.get(name)}, pyproject {name}{spec}"
+
+
+def test_core_pins():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "tensorflow==2.21.0" in deps and "tensorflow-text==2.21.1" in deps
+    assert "keras-hub==0.32.0" in deps and "keras>=3.15,<3.16" in deps
+
+
+def test_ci_runs_make_test_only():
+    lines = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert lines[-1].strip() == "exec make test"
