@@ -1,0 +1,115 @@
+"""``BertPretrainer``: the backbone plus BERT's two pretraining heads, trained on L = L_MLM + L_NSP
+(lesson 07).
+
+``L_MLM`` is the cross-entropy at the masked positions only, averaged over real predictions
+(``sum(w * ce) / sum(w)``, as ``run_pretraining.py``); ``L_NSP`` the mean cross-entropy of the
+IsNext/NotNext classifier. Both parts, MLM accuracy, NSP accuracy and MLM perplexity
+(``exp`` of the epoch's mean MLM loss) appear in the ``fit`` logs. ``mlm_only=True`` drops NSP
+(RoBERTa's finding that it does not help).
+
+>>> from bertcourse import BertConfig
+>>> from bertcourse.models import BertBackbone, BertPretrainer
+>>> model = BertPretrainer(BertBackbone(BertConfig.preset("tiny", vocab_size=100)))
+>>> sorted(model.output.keys()) if isinstance(model.output, dict) else sorted(model.output_names)
+['mlm', 'nsp']
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from bertcourse.layers.heads import MaskedLMHead, NextSentenceHead
+
+__all__ = ["BertPretrainer", "Perplexity"]
+
+
+@keras.saving.register_keras_serializable(package="bertcourse")
+class Perplexity(keras.metrics.Mean):
+    """``exp`` of the (weighted) mean cross-entropy seen so far: MLM perplexity."""
+
+    def result(self):
+        return ops.exp(super().result())
+
+
+@keras.saving.register_keras_serializable(package="bertcourse")
+class BertPretrainer(keras.Model):
+    """Backbone + tied MLM head (+ NSP head) with the BERT pretraining loss built in.
+
+    Inputs: ``token_ids``, ``segment_ids``, ``padding_mask`` ``[B, L]`` and ``masked_positions``
+    ``[B, P]``. Outputs: ``{"mlm": [B, P, vocab] logits, "nsp": [B, 2] logits}`` (no ``nsp`` when
+    ``mlm_only``). Train on :func:`bertcourse.data.pretraining.pretraining_dataset`, whose targets are
+    ``{"mlm": ids at masked positions, "nsp": 0/1}`` and sample weights ``{"mlm": 1 for real
+    predictions}``. Compile with just an optimizer: the loss is part of the model.
+    """
+
+    def __init__(self, backbone, mlm_only: bool = False, **kwargs):
+        cfg = backbone.config
+        self.backbone = backbone
+        self.mlm_head = MaskedLMHead(token_embedding=backbone.token_embedding, activation=cfg.hidden_act,
+                                     layer_norm_epsilon=cfg.layer_norm_epsilon,
+                                     initializer_range=cfg.initializer_range, dtype=backbone.dtype_policy,
+                                     name="mlm_head")
+        self.nsp_head = None if mlm_only else NextSentenceHead(cfg.initializer_range, dtype=backbone.dtype_policy,
+                                                               name="nsp_head")
+        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
+                  for name in ("token_ids", "segment_ids", "padding_mask", "masked_positions")}
+        encoded = backbone({k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")})
+        outputs = {"mlm": self.mlm_head(encoded["sequence_output"], masked_positions=inputs["masked_positions"])}
+        if self.nsp_head is not None:
+            outputs["nsp"] = self.nsp_head(encoded["pooled_output"])
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.mlm_only = bool(mlm_only)
+        self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
+        self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
+        self.mlm_perplexity = Perplexity(name="mlm_perplexity")
+        if not self.mlm_only:
+            self.nsp_loss_tracker = keras.metrics.Mean(name="nsp_loss")
+            self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
+
+    def compile(self, optimizer="adamw", **kwargs):
+        if "loss" in kwargs:
+            raise ValueError("BertPretrainer computes L = L_MLM + L_NSP itself: compile it without `loss`.")
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def pretraining_losses(self, y, y_pred, sample_weight=None):
+        """``(l_mlm, l_nsp, per_prediction_ce, mlm_weights)``; ``l_nsp`` is 0 when ``mlm_only``."""
+        mlm_logits = ops.cast(y_pred["mlm"], "float32")
+        mlm_labels = ops.cast(y["mlm"], "int32")
+        weights = None if sample_weight is None else sample_weight.get("mlm")
+        weights = ops.ones(ops.shape(mlm_labels), "float32") if weights is None else ops.cast(weights, "float32")
+        ce = keras.losses.sparse_categorical_crossentropy(mlm_labels, mlm_logits, from_logits=True)
+        l_mlm = ops.sum(ce * weights) / (ops.sum(weights) + 1e-5)
+        l_nsp = ops.zeros((), "float32")
+        if not self.mlm_only:
+            nsp_ce = keras.losses.sparse_categorical_crossentropy(ops.cast(y["nsp"], "int32"),
+                                                                  ops.cast(y_pred["nsp"], "float32"), from_logits=True)
+            l_nsp = ops.mean(nsp_ce)
+        return l_mlm, l_nsp, ce, weights
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not isinstance(y, dict) or "mlm" not in y or (not self.mlm_only and "nsp" not in y):
+            raise ValueError("BertPretrainer needs targets {'mlm': masked ids, 'nsp': 0/1 labels}; build them with "
+                             "bertcourse.data.pretraining.pretraining_dataset.")
+        l_mlm, l_nsp, ce, weights = self.pretraining_losses(y, y_pred, sample_weight)
+        self.mlm_loss_tracker.update_state(ce, sample_weight=weights)
+        self.mlm_perplexity.update_state(ce, sample_weight=weights)
+        self.mlm_accuracy.update_state(y["mlm"], y_pred["mlm"], sample_weight=weights)
+        total = l_mlm
+        if not self.mlm_only:
+            self.nsp_loss_tracker.update_state(l_nsp)
+            self.nsp_accuracy.update_state(y["nsp"], y_pred["nsp"])
+            total = total + l_nsp
+        if self.losses:
+            total = total + ops.sum(self.losses)
+        return total
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "backbone": keras.saving.serialize_keras_object(self.backbone), "mlm_only": self.mlm_only}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)

@@ -1,0 +1,9 @@
+"""Training: BERT's optimizer recipe and callbacks (lessons 07-08).
+
+>>> from bertcourse.training import bert_adamw
+"""
+
+from bertcourse.training.callbacks import FillMaskProbe
+from bertcourse.training.optim import BertAdamW, WarmupPolynomialDecay, bert_adamw, weight_decay_split
+
+__all__ = ["bert_adamw", "BertAdamW", "WarmupPolynomialDecay", "weight_decay_split", "FillMaskProbe"]
