@@ -39,6 +39,16 @@ def scale_value(choices: Mapping[str, T], scale: str | None = None) -> T:
     return choices[key]
 
 
+def runs_dir(name: str | None = None):
+    """Where lessons write models and logs: ``$BERTCOURSE_RUNS_DIR`` or ``<repo>/runs`` (git-ignored)."""
+    from pathlib import Path
+
+    root = Path(os.environ.get("BERTCOURSE_RUNS_DIR") or Path(__file__).resolve().parents[1] / "runs")
+    path = root / name if name else root
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ and Python logging (call before importing TensorFlow)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -47,6 +57,10 @@ def quiet_tensorflow() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # Keras notices that are expected in the lessons (datasets are shuffled by tf.data, evaluation
+    # datasets are finite).
+    warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
+    warnings.filterwarnings("ignore", message=r".*Your input ran out of data.*")
 
 
 def import_tensorflow_quietly():

@@ -24,6 +24,18 @@ from bertcourse.layers.heads import MaskedLMHead, NextSentenceHead
 __all__ = ["BertPretrainer", "Perplexity"]
 
 
+def _scale_for_replicas(loss):
+    """Under ``tf.distribute`` Keras sums gradients over replicas, so each replica's loss must be
+    divided by their number (Keras does this for compiled losses; a custom ``compute_loss`` must too)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="bertcourse")
 class Perplexity(keras.metrics.Mean):
     """``exp`` of the (weighted) mean cross-entropy seen so far: MLM perplexity."""
@@ -102,7 +114,7 @@ class BertPretrainer(keras.Model):
             total = total + l_nsp
         if self.losses:
             total = total + ops.sum(self.losses)
-        return total
+        return _scale_for_replicas(total)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,

