@@ -3,8 +3,9 @@
 This is the step before WordPiece. It follows ``BasicTokenizer`` of google-research/bert and
 ``BertNormalizer`` + ``BertPreTokenizer`` of Hugging Face ``tokenizers``, character by character:
 
-1. drop NUL, U+FFFD and control/format characters (Unicode category ``C*`` except ``Cn``; tab,
-   newline and carriage return are whitespace, not control);
+1. drop NUL, U+FFFD and control characters: categories Cc, Cf, Co, Cs, as Hugging Face does
+   (google-research/bert drops only Cc and Cf); unassigned code points (Cn) are kept. Tab,
+   newline and carriage return are whitespace, not control;
 2. every whitespace character (the Unicode ``White_Space`` property: tab, newline, CR, no-break
    space, ...) becomes a plain space;
 3. CJK ideographs become words of their own;
@@ -44,10 +45,11 @@ def is_whitespace(char: str) -> bool:
 
 
 def is_control(char: str) -> bool:
-    """True for characters BERT deletes: categories Cc, Cf, Co, Cs (not tab/newline/CR).
+    """True for characters the normaliser deletes: categories Cc, Cf, Co, Cs (not tab/newline/CR).
 
-    Unassigned code points (``Cn``) are kept, as Hugging Face ``tokenizers`` keeps them; they
-    end up as ``[UNK]``.
+    That is Hugging Face ``tokenizers``' set; google-research/bert deletes only Cc and Cf (so it
+    keeps private-use characters). Unassigned code points (``Cn``) are kept by both and end up
+    as ``[UNK]``.
     """
     if char in "\t\n\r":
         return False
