@@ -141,3 +141,18 @@ def test_fill_mask_pipeline_and_probe(tokenizer, batch):
     model.fit(tf.data.Dataset.from_tensors((x, y, w)), epochs=2, verbose=0, callbacks=[probe])
     assert [r["epoch"] for r in probe.history] == [0, 1, 2]
     assert len(probe.history[0]["predictions"]) == 2
+
+
+def test_mixed_bfloat16_pretrainer_trains(batch):
+    keras.utils.set_random_seed(0)
+    cfg = BertConfig.preset("tiny", vocab_size=VOCAB, num_layers=1)
+    model = BertPretrainer(BertBackbone(cfg, dtype="mixed_bfloat16"))
+    assert model.backbone.embeddings.token_embedding.embeddings.dtype == "float32"  # weights stay float32
+    x, y, w = batch
+    pred = model(x)
+    assert pred["mlm"].dtype == "float32" and pred["nsp"].dtype == "float32"  # logits in float32
+    model.compile(keras.optimizers.AdamW(1e-3))
+    first = model.train_on_batch(x, y, w, return_dict=True)["loss"]
+    for _ in range(3):
+        last = model.train_on_batch(x, y, w, return_dict=True)["loss"]
+    assert np.isfinite(first) and np.isfinite(last) and last < first
