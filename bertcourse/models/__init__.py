@@ -1,8 +1,11 @@
-"""Models built from the layers: the BERT encoder (lesson 04); heads and task models come later.
+"""Models built from the layers: the BERT encoder (lesson 04), the pretrainer (lesson 07) and the
+sentence encoder (lessons 05 and 12).
 
->>> from bertcourse.models import BertBackbone
+>>> from bertcourse.models import BertBackbone, BertPretrainer, SentenceEncoder
 """
 
 from bertcourse.models.backbone import BertBackbone
+from bertcourse.models.pretraining import BertPretrainer
+from bertcourse.models.tasks import SentenceEncoder
 
-__all__ = ["BertBackbone"]
+__all__ = ["BertBackbone", "BertPretrainer", "SentenceEncoder"]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Tokenizer throughput on the whole shipped corpus, every implementation in one run.
 
-    .venv/bin/python bench/tokenizers.py                 # print the table
-    .venv/bin/python bench/tokenizers.py --write-readme  # ... and put it in bench/README.md
+    .venv/bin/python bench/tokenizer_speed.py                 # print the table
+    .venv/bin/python bench/tokenizer_speed.py --write-readme  # ... and put it in bench/README.md
 
 Contestants, all with the BERT-uncased vocabulary (30,522 tokens), no special tokens added:
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
-# This file is called tokenizers.py: drop its folder from the path so that `import tokenizers`
+# Drop bench/ from the path (scripts there must not shadow packages) so that `import tokenizers`
 # finds Hugging Face's package, not this script.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
@@ -303,7 +303,7 @@ def main(argv=None) -> int:
     if args.write_readme:
         readme = ROOT / "bench" / "README.md"
         body = readme.read_text(encoding="utf-8") if readme.is_file() else "# Benchmarks\n"
-        section = (f"## Tokenizers\n\nMade with: `.venv/bin/python bench/tokenizers.py --write-readme` "
+        section = (f"## Tokenizers\n\nMade with: `.venv/bin/python bench/tokenizer_speed.py --write-readme` "
                    f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores; other work may share the machine).\n\n"
                    f"{table}\n\n{summary}\n\n"
                    "Ratios move with machine load: Hugging Face's Rust thread pool loses most when other "
