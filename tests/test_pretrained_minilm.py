@@ -151,7 +151,7 @@ def test_one_pass_several_poolings(encoder, reference):
 
 # ----------------------------------------------------------------------------- search helpers
 def test_exact_search_and_metrics():
-    from bertcourse.models.tasks import exact_search, ranking_metrics
+    from bertcourse.retrieval import exact_search, ranking_metrics
 
     rng = np.random.default_rng(0)
     index = rng.normal(size=(50, 8)).astype("float32")
@@ -166,7 +166,7 @@ def test_exact_search_and_metrics():
 
 
 def test_bm25_matches_the_formula():
-    from bertcourse.models.tasks import BM25, word_tokenize
+    from bertcourse.retrieval import BM25, word_tokenize
 
     docs = ["the cat sat on the mat", "the dog sat", "cats and dogs", "a cat, a cat and a hat"]
     bm25 = BM25(docs, k1=1.2, b=0.75)

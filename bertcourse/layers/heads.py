@@ -7,7 +7,7 @@ matrix that embeds tokens (``logits = h @ E^T + b``), so input and output share 
 >>> import numpy as np, keras
 >>> emb = keras.layers.Embedding(50, 8); emb.build((None,))
 >>> head = MaskedLMHead(token_embedding=emb)
->>> head(np.zeros((2, 6, 8), "float32"), masked_positions=np.array([[1, 4], [0, 0]])).shape
+>>> tuple(head(np.zeros((2, 6, 8), "float32"), masked_positions=np.array([[1, 4], [0, 0]])).shape)
 (2, 2, 50)
 """
 

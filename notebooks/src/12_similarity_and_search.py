@@ -72,7 +72,7 @@ print(inspect.getsource(SentenceEncoder.pool))
 
 # %%
 from bertcourse.data.corpora import load_corpus
-from bertcourse.models.tasks import exact_search
+from bertcourse.retrieval import exact_search
 
 paragraphs = [" ".join(p) for d in load_corpus("austen") if d.source == "pride-and-prejudice"
               for p in d.paragraphs if len(" ".join(p).split()) >= 20][:N_PARAGRAPHS]
@@ -171,7 +171,7 @@ gold = np.arange(len(pick))
 print(f"{len(pick):,} verse pairs of {len(pairs):,}, e.g. {refs[0]}:\n  KJV: {kjv[0]}\n  WEB: {web[0]}")
 
 # %%
-from bertcourse.models.tasks import BM25, ranking_metrics
+from bertcourse.retrieval import BM25, ranking_metrics
 
 results, timings = {}, {}
 start = time.time()
