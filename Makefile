@@ -32,9 +32,11 @@ install: $(STAMP)
 # Debian/PyPI packages named in data/README.md.
 data: $(STAMP)
 	$(BIN)/python data/build.py
+	$(BIN)/python data/build_bible.py
 
 data-rebuild: $(STAMP)
 	$(BIN)/python data/build.py --force
+	$(BIN)/python data/build_bible.py --force
 
 # Executes every notebook in place at $(SCALE) (default: course), writing outputs back.
 notebooks: $(STAMP)

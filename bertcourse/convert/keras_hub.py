@@ -23,7 +23,8 @@ import numpy as np
 from bertcourse.config import BertConfig
 
 __all__ = ["from_keras_hub", "to_keras_hub", "config_from_keras_hub", "keras_hub_kwargs",
-           "copy_weights_from_keras_hub", "copy_weights_to_keras_hub", "WeightShapeError"]
+           "copy_weights_from_keras_hub", "copy_weights_to_keras_hub", "WeightShapeError",
+           "attention_to_keras", "encoder_block_to_keras_hub"]
 
 
 class WeightShapeError(ValueError):
@@ -165,3 +166,64 @@ def to_keras_hub(backbone, **kh_kwargs):
     kh = keras_hub.models.BertBackbone(**kwargs)
     copy_weights_to_keras_hub(backbone, kh)
     return kh
+
+
+# ---------------------------------------------------------------------------- single layers
+def _assign(name, var, value):
+    value = np.asarray(value)
+    if tuple(var.shape) != value.shape:
+        raise WeightShapeError(f"Weight {name!r}: expected shape {tuple(var.shape)}, got {value.shape}.")
+    var.assign(value)
+
+
+def _copy_attention(att, mha) -> None:
+    h, n = att.hidden_size, att.num_heads
+    d = h // n
+    for ours, theirs, nm in ((att.query_dense, mha._query_dense, "query"), (att.key_dense, mha._key_dense, "key"),
+                             (att.value_dense, mha._value_dense, "value")):
+        _assign(nm + ".kernel", theirs.kernel, np.asarray(ours.kernel).reshape(h, n, d))
+        _assign(nm + ".bias", theirs.bias, np.asarray(ours.bias).reshape(n, d))
+    _assign("output.kernel", mha._output_dense.kernel, np.asarray(att.output_dense.kernel).reshape(n, d, h))
+    _assign("output.bias", mha._output_dense.bias, np.asarray(att.output_dense.bias))
+
+
+def attention_to_keras(layer):
+    """A built ``keras.layers.MultiHeadAttention`` computing the same function as our built
+    ``MultiHeadSelfAttention`` (call it as ``mha(x, x, attention_mask=...)``)."""
+    import keras
+
+    if not layer.built:
+        raise ValueError("Build (call) the attention layer first, so its hidden size is known.")
+    h = layer.hidden_size
+    mha = keras.layers.MultiHeadAttention(num_heads=layer.num_heads, key_dim=h // layer.num_heads,
+                                          dropout=layer.dropout, dtype=layer.dtype_policy)
+    mha.build((None, None, h), (None, None, h))
+    _copy_attention(layer, mha)
+    return mha
+
+
+def encoder_block_to_keras_hub(block):
+    """A built ``keras_hub.layers.TransformerEncoder`` with the weights of our built ``EncoderBlock``.
+
+    keras-hub has one dropout rate (``hidden_dropout`` is used) and takes the activation as a function.
+    """
+    import keras_hub
+
+    from bertcourse.layers._utils import get_activation
+
+    if not block.built:
+        raise ValueError("Build (call) the encoder block first, so its hidden size is known.")
+    h = block.attention.hidden_size
+    ref = keras_hub.layers.TransformerEncoder(
+        block.intermediate_size, block.num_heads, dropout=block.hidden_dropout,
+        activation=get_activation(block.hidden_act), layer_norm_epsilon=block.layer_norm_epsilon,
+        normalize_first=block.normalize_first, dtype=block.dtype_policy)
+    ref.build((None, None, h))
+    _copy_attention(block.attention, ref._self_attention_layer)
+    for ours, theirs in ((block.attention_layer_norm, ref._self_attention_layer_norm),
+                         (block.feedforward.intermediate_dense, ref._feedforward_intermediate_dense),
+                         (block.feedforward.output_dense, ref._feedforward_output_dense),
+                         (block.feedforward_layer_norm, ref._feedforward_layer_norm)):
+        for o, t in zip(ours.weights, theirs.weights):
+            _assign(o.path, t, np.asarray(o))
+    return ref

@@ -20,12 +20,22 @@ def bert_initializer(initializer_range: float = 0.02):
     return keras.initializers.TruncatedNormal(stddev=initializer_range)
 
 
+def gelu_exact(x):
+    """BERT's GELU: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``."""
+    return keras.activations.gelu(x, approximate=False)
+
+
+def gelu_approximate(x):
+    """The tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (keras-hub's)."""
+    return keras.activations.gelu(x, approximate=True)
+
+
 def get_activation(name: str):
     """``"gelu"`` (exact, erf, as in BERT), ``"gelu_approximate"`` (tanh, keras-hub), ``"relu"``, ``"tanh"``."""
     if name == "gelu":
-        return lambda x: keras.activations.gelu(x, approximate=False)
+        return gelu_exact
     if name == "gelu_approximate":
-        return lambda x: keras.activations.gelu(x, approximate=True)
+        return gelu_approximate
     if name in ("relu", "tanh"):
         return keras.activations.get(name)
     raise ValueError(f"Unknown activation {name!r}; expected one of {ACTIVATIONS}.")

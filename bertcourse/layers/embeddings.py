@@ -94,6 +94,12 @@ class BertEmbeddings(keras.layers.Layer):
         self.layer_norm.build(tuple(token_ids_shape) + (self.hidden_size,))
         self.built = True
 
+    def __call__(self, token_ids, *args, **kwargs):
+        # Checked here too, before Keras wraps errors raised inside call() in a longer message.
+        check_sequence_length(getattr(token_ids, "shape", (None, None))[1] if len(getattr(token_ids, "shape", ())) > 1
+                              else None, self.max_position_embeddings)
+        return super().__call__(token_ids, *args, **kwargs)
+
     def call(self, token_ids, segment_ids=None, training=None):
         check_sequence_length(token_ids.shape[1], self.max_position_embeddings)
         tokens = self.token_embedding(token_ids)                               # [B, S, H]

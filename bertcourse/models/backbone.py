@@ -140,16 +140,26 @@ class BertBackbone(keras.Model):
             attention_scores.append(probs)
         outputs = {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
         if output_hidden_states:
-            outputs["hidden_states"] = keras.ops.stack(hidden_states, axis=1)
+            outputs["hidden_states"] = ops.stack(hidden_states, axis=1)
         if output_attention_scores:
-            outputs["attention_scores"] = keras.ops.stack(attention_scores, axis=1)
+            outputs["attention_scores"] = ops.stack(attention_scores, axis=1)
         super().__init__(inputs={"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
-                         outputs=outputs, dtype=dtype, **kwargs)
+                         outputs=outputs, **kwargs)
+        self._initialized = True
+        if dtype is not None:  # a functional Model ignores dtype; record it for get_config (as keras-hub does)
+            self.dtype_policy = keras.dtype_policies.get(dtype)
         self.config = cfg
         self.output_hidden_states = bool(output_hidden_states)
         self.output_attention_scores = bool(output_attention_scores)
         self.normalize_first = bool(normalize_first)
         self.fused_qkv = bool(fused_qkv)
+
+    def __setattr__(self, name, value):
+        # On the PyTorch backend a Model is a torch Module, which refuses attributes set before
+        # Module.__init__; the functional graph tracks the layers anyway (keras-hub does the same).
+        if keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
+            return object.__setattr__(self, name, value)
+        return super().__setattr__(name, value)
 
     @property
     def token_embedding(self) -> keras.layers.Embedding:
