@@ -229,12 +229,13 @@ texts, labels = texts[order], labels[order]
 split = int(0.8 * len(texts))
 
 
+from bertcourse.text import pack_inputs
+
+
 def encode(batch_texts, length=48):
-    ids = np.zeros((len(batch_texts), length), "int32")
-    for i, t in enumerate(batch_texts):
-        row = [tokenizer.cls_id] + tokenizer.encode(t)[: length - 2] + [tokenizer.sep_id]
-        ids[i, :len(row)] = row
-    return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": (ids > 0).astype("int32")}
+    """[CLS] sentence [SEP], truncated and padded to `length` (lesson 01's packer)."""
+    packed = pack_inputs([tokenizer.encode(t) for t in batch_texts], length, tokenizer=tokenizer)
+    return {k: v.numpy().astype("int32") for k, v in packed.items()}
 
 
 train_x, valid_x = encode(texts[:split]), encode(texts[split:])
