@@ -105,16 +105,10 @@ def main(argv=None) -> int:
 
     run = ROOT / "runs" / "pretrain-course-mini"
     if (run / "backbone.weights.h5").exists():
-        from bertcourse import BertConfig
-        from bertcourse.models import BertBackbone
-        from bertcourse.models.tasks import SentenceEncoder
-        from bertcourse.text.fast import FastWordPieceTokenizer
+        from bertcourse.pretrained import load_course_encoder
 
-        cfg = BertConfig.from_json(run / "config.json")
-        backbone = BertBackbone(cfg)
-        backbone.load_weights(run / "backbone.weights.h5")
-        ours = SentenceEncoder(backbone, FastWordPieceTokenizer.from_vocab_file(run / "vocab.txt"),
-                               max_seq_length=min(256, cfg.max_position_embeddings))
+        ours = load_course_encoder(run)
+        cfg = ours.backbone.config
         r = evaluate(ours, a, b, gold, args.batch_size, ("mean", "cls"))
         results[f"course pretrain-course-mini ({cfg.num_layers}/{cfg.hidden_size}) mean pooling"] = r["mean"]
         results[f"course pretrain-course-mini ({cfg.num_layers}/{cfg.hidden_size}) raw [CLS]"] = r["cls"]

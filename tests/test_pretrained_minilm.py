@@ -191,3 +191,28 @@ def test_bm25_matches_the_formula():
     assert idx[0].tolist() == np.argsort(-expected[0], kind="stable")[:2].tolist()
     assert ranks.tolist()[:2] == [1 + int((expected[0] > expected[0, 0]).sum()), 1]
     assert ranks[2] == 4  # no match at all: every document ties, the gold one counts as last
+
+
+def test_load_course_encoder_round_trip(tmp_path):
+    import numpy as np
+
+    from bertcourse import BertConfig
+    from bertcourse.models import BertBackbone
+    from bertcourse.pretrained import load_course_encoder
+    from bertcourse.text import save_vocabulary
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "##c"]
+    cfg = BertConfig(vocab_size=len(vocab), num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32,
+                     max_position_embeddings=32)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_course_encoder(tmp_path)
+    backbone = BertBackbone(cfg)
+    cfg.to_json(tmp_path / "config.json")
+    backbone.save_weights(tmp_path / "backbone.weights.h5")
+    save_vocabulary(vocab, tmp_path / "vocab.txt")
+    enc = load_course_encoder(tmp_path)
+    assert enc.backbone.config == cfg
+    for a, b in zip(enc.backbone.get_weights(), backbone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    vectors = enc.encode(["a b", "bc a"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

@@ -196,16 +196,12 @@ print({k: f"{v:.0f}s" for k, v in timings.items()})
 # %%
 from bertcourse import BertConfig
 from bertcourse.course import runs_dir
-from bertcourse.models import BertBackbone
-from bertcourse.text import FastWordPieceTokenizer
+from bertcourse.pretrained import load_course_encoder
 
 run = runs_dir() / "pretrain-course-mini"
 if (run / "backbone.weights.h5").exists():
-    ours_cfg = BertConfig.from_json(run / "config.json")
-    ours_backbone = BertBackbone(ours_cfg)
-    ours_backbone.load_weights(run / "backbone.weights.h5")
-    ours = SentenceEncoder(ours_backbone, FastWordPieceTokenizer.from_vocab_file(run / "vocab.txt"),
-                           max_seq_length=min(256, ours_cfg.max_position_embeddings))
+    ours = load_course_encoder(run)
+    ours_cfg = ours.backbone.config
     _, _, ranks = exact_search(ours.encode(web, batch_size=BATCH), ours.encode(kjv, batch_size=BATCH), k=10, gold=gold)
     results[f"our lesson-07 BERT ({ours_cfg.num_layers}/{ours_cfg.hidden_size}), mean"] = ranking_metrics(ranks)
 else:
