@@ -158,16 +158,28 @@ class TrainConfig:
 
 def train(build_model, train_data, config: TrainConfig, steps_per_epoch: int, validation_data=None,
           compile_kwargs: dict[str, Any] | None = None, callbacks: Sequence = (), resume: bool = False,
-          verbose: int | str = "auto"):
+          verbose: int | str = "auto", loop: str = "auto"):
     """Build, compile and fit a model the ``TrainConfig`` way; returns ``(model, history_dict)``.
 
     ``build_model()`` is called after the precision policy is set (so layers pick it up);
     ``train_data`` is a ``tf.data.Dataset`` that repeats. With ``save_steps`` and ``resume=True``,
     training restarts exactly from the last good checkpoint in ``output_dir``.
+
+    ``loop``: ``"fit"`` (Keras ``model.fit``), ``"custom"`` (:func:`~bertcourse.training.custom_loop.fit_custom_loop`,
+    which also runs under ``MultiWorkerMirroredStrategy``, where ``fit`` fails), or ``"auto"``: custom
+    under a multi-worker strategy, ``fit`` otherwise.
     """
     import keras
 
     from bertcourse.training.callbacks import BestWeights, ResumableCheckpoint
+    from bertcourse.training.custom_loop import fit_custom_loop, is_multi_worker
+
+    if loop not in ("auto", "fit", "custom"):
+        raise ValueError(f"loop must be 'auto', 'fit' or 'custom', got {loop!r}.")
+    custom = loop == "custom" or (loop == "auto" and is_multi_worker())
+    if custom and validation_data is not None and config.eval_strategy == "epoch":
+        raise ValueError("The custom loop trains only; evaluate after training, or use loop='fit' "
+                         "(set eval_strategy='no' to train with validation_data ignored).")
 
     set_precision(config.precision_policy)
     enable_determinism(config.seed)
@@ -196,6 +208,12 @@ def train(build_model, train_data, config: TrainConfig, steps_per_epoch: int, va
     history: dict[str, list] = {}
 
     def run(epoch_from: int, epoch_to: int, steps: int, dataset) -> None:
+        if custom:
+            h = fit_custom_loop(model, dataset, epochs=epoch_to, steps_per_epoch=steps, callbacks=callbacks,
+                                initial_epoch=epoch_from, verbose=verbose)
+            for key, values in h.items():
+                history.setdefault(key, []).extend(values)
+            return
         h = model.fit(dataset, epochs=epoch_to, initial_epoch=epoch_from, steps_per_epoch=steps,
                       validation_data=validation, callbacks=callbacks, verbose=verbose).history
         for key, values in h.items():

@@ -37,6 +37,8 @@ class PretrainConfig:
     weight_decay: float = 0.01
     mlm_only: bool = False
     whole_word: bool = False
+    mask_rate: float = 0.15  # training only; held-out evaluation always masks BERT's 15%
+    normalize_first: bool = False  # pre-LayerNorm blocks (not BERT's post-LN)
     dropout: float = 0.1
     seed: int = 12345
     jit_compile: bool = False  # measured on a 2-core CPU: XLA makes the BERT train step slower (lesson 08)
@@ -61,7 +63,8 @@ def build_pretrainer(tokenizer, config: PretrainConfig):
     bert_config = BertConfig.preset(config.preset, vocab_size=tokenizer.vocabulary_size,
                                     max_position_embeddings=max(config.seq_len, 128),
                                     hidden_dropout=config.dropout, attention_dropout=config.dropout)
-    return BertPretrainer(BertBackbone(bert_config, dtype=config.precision), mlm_only=config.mlm_only)
+    backbone = BertBackbone(bert_config, normalize_first=config.normalize_first, dtype=config.precision)
+    return BertPretrainer(backbone, mlm_only=config.mlm_only)
 
 
 def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig, out_dir: str | Path | None = None,
@@ -79,7 +82,8 @@ def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig, out_d
     from bertcourse.training.optim import bert_adamw
 
     model = build_pretrainer(tokenizer, config)
-    masking = MaskingConfig(max_predictions=max(1, round(config.seq_len * 0.15 + 0.5)))
+    masking = MaskingConfig(rate=config.mask_rate,
+                            max_predictions=max(1, round(config.seq_len * config.mask_rate + 0.5)))
     data = pretraining_dataset(train_documents, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size,
                                masking=masking, whole_word=config.whole_word, seed=config.seed)
     model.compile(bert_adamw(config.learning_rate, config.steps, warmup_ratio=config.warmup_ratio,

@@ -3,7 +3,7 @@
 precision and distribution tests. Writes the final weights to <out>/final.npz.
 
     python tests/scripts/train_tiny.py --out DIR [--resume] [--save-steps 5] [--sleep 0.0]
-           [--precision float32] [--logical-cpus 1] [--jit] [--steps 40]
+           [--precision float32] [--logical-cpus 1] [--jit] [--steps 40] [--loop auto|fit|custom]
 """
 
 import argparse
@@ -28,6 +28,7 @@ def main():
     p.add_argument("--global-batch", type=int, default=16)
     p.add_argument("--jit", action="store_true")
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--loop", default="auto", choices=["auto", "fit", "custom"])
     args = p.parse_args()
 
     import tensorflow as tf
@@ -82,7 +83,8 @@ def main():
     with strategy.scope():
         model, history = train(build, data, config, steps_per_epoch=args.steps_per_epoch,
                                compile_kwargs={"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
-                               callbacks=[Slow(), Record()], resume=args.resume, verbose=0)
+                               callbacks=[Slow(), Record()], resume=args.resume, verbose=0,
+                               loop=args.loop)
     os.makedirs(args.out, exist_ok=True)
     np.savez(os.path.join(args.out, "final.npz"), *[v.numpy() for v in model.weights])
     with open(os.path.join(args.out, "losses.json"), "w") as f:
