@@ -8,7 +8,7 @@ import pytest
 MODULES = ["bertcourse", "bertcourse.config", "bertcourse.course", "bertcourse.data.corpora",
            "bertcourse.data.pretraining", "bertcourse.layers.heads", "bertcourse.models.pretraining",
            "bertcourse.training.optim", "bertcourse.training.loop", "bertcourse.training.custom_loop", "bertcourse.retrieval",
-           "bertcourse.models.tasks", "bertcourse.convert.hf"]
+           "bertcourse.models.tasks", "bertcourse.models.classifier", "bertcourse.convert.hf"]
 
 
 @pytest.mark.parametrize("name", MODULES)
