@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Pretraining: BertPretrainer (MLM-only) vs keras_hub.models.BertMaskedLM, same work, one run.
 
-    python bench/pretraining.py [--preset mini] [--steps 300] [--timing-steps 20]
+    python bench/pretraining.py [--preset mini] [--steps 300] [--timing-steps 10] [--rounds 4]
 
 1. Throughput (tokens/s) of one training step, same preset, sequence length, batch, masking rate and
-   optimizer, with and without XLA (``jit_compile``), on the same in-memory batches.
+   optimizer, with and without XLA (``jit_compile``), in float32 and mixed_bfloat16, on the same
+   in-memory batches; timed in interleaved rounds (median), so load on the machine hits all alike.
 2. Quality: both models trained on the same dynamic-masking stream for the same number of steps, then
    held-out MLM accuracy on the same fixed masks, next to the unigram baseline.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -68,17 +70,30 @@ def compile_model(model, kind, steps, jit):
         model.compile(optimizer=opt, jit_compile=jit)
 
 
-def throughput(kind, cfg, batches, steps, jit, seq_len, batch_size):
-    keras.utils.set_random_seed(0)
-    model = keras_hub_mlm(cfg) if kind == "keras-hub" else ours_mlm(cfg)
-    compile_model(model, kind, 10_000, jit)
-    adapt = to_keras_hub if kind == "keras-hub" else to_ours
-    data = tf.data.Dataset.from_tensor_slices(batches).map(adapt).repeat()
-    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace / compile
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    elapsed = time.perf_counter() - start
-    return steps * batch_size * seq_len / elapsed
+class Timed:
+    """One model + setting, timed in interleaved rounds (median of the rounds is reported)."""
+
+    def __init__(self, kind, cfg, batches, jit, precision):
+        from bertcourse.training import set_precision
+
+        self.kind, self.jit, self.precision = kind, jit, precision
+        set_precision(precision)
+        keras.utils.set_random_seed(0)
+        self.model = keras_hub_mlm(cfg) if kind == "keras-hub" else ours_mlm(cfg)
+        set_precision("float32")
+        compile_model(self.model, kind, 10_000, jit)
+        adapt = to_keras_hub if kind == "keras-hub" else to_ours
+        self.data = tf.data.Dataset.from_tensor_slices(batches).map(adapt).repeat()
+        self.model.fit(self.data, steps_per_epoch=3, epochs=1, verbose=0)  # trace / compile
+        self.seconds = []
+
+    def round(self, steps):
+        start = time.perf_counter()
+        self.model.fit(self.data, steps_per_epoch=steps, epochs=1, verbose=0)
+        self.seconds.append(time.perf_counter() - start)
+
+    def tokens_per_second(self, steps, batch_size, seq_len):
+        return steps * batch_size * seq_len / statistics.median(self.seconds)
 
 
 def held_out_accuracy(model, kind, heldout):
@@ -93,7 +108,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--vocab", type=int, default=8000)
-    parser.add_argument("--timing-steps", type=int, default=20)
+    parser.add_argument("--timing-steps", type=int, default=10, help="steps per setting per round")
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=300, help="training steps for the quality comparison")
     args = parser.parse_args(argv)
 
@@ -110,19 +126,28 @@ def main(argv=None) -> int:
     print(f"# preset={args.preset} seq_len={args.seq_len} batch={args.batch_size} vocab={tokenizer.vocabulary_size} "
           f"masking=15% (MLM only) threads={tf.config.threading.get_inter_op_parallelism_threads()}/"
           f"{os.cpu_count()} cores", flush=True)
-    rows = {}
-    for jit in (False, True):
-        for kind in ("keras-hub", "bertcourse"):
-            rows[(kind, jit)] = throughput(kind, cfg, batches, args.timing_steps, jit, args.seq_len, args.batch_size)
-            print(f"{kind:10s} jit_compile={jit!s:5s} {rows[(kind, jit)]:9,.0f} tokens/s", flush=True)
-    print("\n| setting | keras-hub BertMaskedLM tokens/s | bertcourse BertPretrainer (MLM-only) tokens/s | ratio |")
-    print("|---|---|---|---|")
-    for jit in (False, True):
-        kh, ours = rows[("keras-hub", jit)], rows[("bertcourse", jit)]
-        print(f"| jit_compile={jit} | {kh:,.0f} | {ours:,.0f} | {ours / kh:.2f}x |")
-    best_kh = max(rows[("keras-hub", j)] for j in (False, True))
-    best_ours = max(rows[("bertcourse", j)] for j in (False, True))
-    print(f"| best of each | {best_kh:,.0f} | {best_ours:,.0f} | {best_ours / best_kh:.2f}x |")
+    settings = [(precision, jit) for precision in ("float32", "mixed_bfloat16") for jit in (False, True)]
+    timed = {(kind, p, jit): Timed(kind, cfg, batches, jit, p) for p, jit in settings
+             for kind in ("keras-hub", "bertcourse")}
+    order = list(timed.values())
+    for r in range(args.rounds):  # interleaved: a busy machine slows every setting alike
+        for t in (order if r % 2 == 0 else order[::-1]):
+            t.round(args.timing_steps)
+    rows = {key: t.tokens_per_second(args.timing_steps, args.batch_size, args.seq_len) for key, t in timed.items()}
+    print(f"\n# {args.rounds} interleaved rounds of {args.timing_steps} steps per setting; median round")
+    print("| precision | jit_compile | keras-hub BertMaskedLM tokens/s | bertcourse BertPretrainer (MLM-only) tokens/s "
+          "| ratio |")
+    print("|---|---|---|---|---|")
+    for p, jit in settings:
+        kh, ours = rows[("keras-hub", p, jit)], rows[("bertcourse", p, jit)]
+        print(f"| {p} | {jit} | {kh:,.0f} | {ours:,.0f} | {ours / kh:.2f}x |")
+    best_kh = max(v for (k, _, _), v in rows.items() if k == "keras-hub")
+    best_ours = max(v for (k, _, _), v in rows.items() if k == "bertcourse")
+    print(f"| best of each | | {best_kh:,.0f} | {best_ours:,.0f} | {best_ours / best_kh:.2f}x |")
+    kh32 = rows[("keras-hub", "float32", False)]
+    print(f"| course recipe (bf16, eager) vs keras-hub defaults (float32, eager) | | {kh32:,.0f} | "
+          f"{rows[('bertcourse', 'mixed_bfloat16', False)]:,.0f} | "
+          f"{rows[('bertcourse', 'mixed_bfloat16', False)] / kh32:.2f}x |")
 
     heldout = pretraining_dataset(heldout_docs, tokenizer, seq_len=args.seq_len, batch_size=args.batch_size,
                                   masking=masking, seed=2024, shuffle_buffer=0, repeat=False)

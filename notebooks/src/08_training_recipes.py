@@ -197,8 +197,12 @@ strategy = get_strategy()
 #   shuffle with NumPy (or a stateless index shuffle) when runs must match exactly.
 #
 # Multi-worker training (`MultiWorkerMirroredStrategy`, one process per machine, `TF_CONFIG` naming the
-# cluster) is the same code, but Keras 3's `fit` currently fails under it (keras-team/keras#20585); the
-# course keeps a strict expected-failure test for the day it is fixed. On the JAX backend the
+# cluster) is the same code, except that Keras 3's `fit` currently fails under it
+# (keras-team/keras#20585). `train()` then switches to `fit_custom_loop`, a loop that does what
+# `fit`'s train step does with `strategy.run`: forward, `compute_loss`, gradients, `optimizer.apply`
+# (which all-reduces over every replica of every worker). The test starts two worker processes on
+# 127.0.0.1: both end with the weights of a single-process run, to 1.2e-7. A strict expected-failure
+# test keeps watching `fit` under two workers for the day Keras fixes it. On the JAX backend the
 # alternative is Keras' distribution API: `keras.distribution.set_distribution(
 # keras.distribution.DataParallel(devices=keras.distribution.list_devices()))` before building the model,
 # which shards each batch over all devices of all hosts with the same `fit` call.
@@ -242,11 +246,14 @@ train_x, valid_x = encode(texts[:split]), encode(texts[split:])
 train_ds = tf.data.Dataset.from_tensor_slices((train_x, labels[:split])).repeat().batch(32)
 
 
+from bertcourse.models import BertClassifier
+
+
 def build():
+    """A fresh 2-layer encoder with BERT's classification head: [CLS] pooled -> dropout -> logits."""
     backbone = BertBackbone(BertConfig.preset("tiny", vocab_size=tokenizer.vocabulary_size, num_layers=2,
                                               max_position_embeddings=64))
-    logits = keras.layers.Dense(2, dtype="float32")(backbone(backbone.input)["pooled_output"])
-    return keras.Model(backbone.input, logits)
+    return BertClassifier(backbone, num_classes=2)
 
 
 accuracies = []
@@ -273,6 +280,16 @@ for hf, keras_side in HF_TO_KERAS.items():
     print(f"{hf:48s} -> {keras_side}")
 
 # %% [markdown]
+# The same recipe is a command: `bertcourse finetune` reads `.tsv`/`.csv` files with `text` and `label`
+# columns (and `text_b` for sentence pairs), starts from lesson 07's run (`--init`), a Hugging Face
+# directory (`--hf`) or a fresh preset, evaluates every epoch, keeps the best epoch, checkpoints with
+# `--save-steps` and continues with `--resume`:
+#
+# ```
+# bertcourse finetune --task sentiment --train train.tsv --validation dev.tsv \
+#     --init runs/pretrain-course-mini --epochs 3 --learning-rate 5e-5 --save-steps 100 --out runs/sentiment
+# ```
+#
 # ## 8. The same notebook on a GPU or TPU
 #
 # Set `BERTCOURSE_SCALE=full` and run on Colab or a cloud VM. For a GPU add `set_precision("mixed_float16")`
