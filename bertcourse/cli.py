@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--mlm-only", action="store_true", help="no NSP head (RoBERTa-style)")
     p.add_argument("--whole-word", action="store_true", help="whole-word masking")
+    p.add_argument("--mask-rate", type=float, default=0.15, help="share of tokens masked in training (BERT: 0.15)")
+    p.add_argument("--pre-ln", action="store_true", help="pre-LayerNorm blocks (not BERT's post-LN)")
     p.add_argument("--bf16", action="store_true", help="mixed_bfloat16 precision")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--out", type=Path, required=True, help="output directory (weights, vocab, logs)")
@@ -125,6 +127,8 @@ def _pretrain(args) -> int:
         raise SystemExit(f"error: --vocab {args.vocab} does not exist.")
     if not 0.0 <= args.dropout < 1.0:
         raise SystemExit(f"error: --dropout must be in [0, 1), got {args.dropout}.")
+    if not 0.0 < args.mask_rate < 1.0:
+        raise SystemExit(f"error: --mask-rate must be in (0, 1), got {args.mask_rate}.")
 
     import keras
 
@@ -135,7 +139,9 @@ def _pretrain(args) -> int:
 
     config = PretrainConfig(preset=args.preset, seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps,
                             steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate,
-                            mlm_only=args.mlm_only, whole_word=args.whole_word, dropout=args.dropout, seed=args.seed)
+                            mlm_only=args.mlm_only, whole_word=args.whole_word, dropout=args.dropout, seed=args.seed,
+                            mask_rate=args.mask_rate, normalize_first=args.pre_ln,
+                            precision="mixed_bfloat16" if args.bf16 else "float32")
     set_precision("mixed_bfloat16" if args.bf16 else "float32")
     documents = corpora.load_corpus(*(args.corpus or []))
     train_docs, heldout_docs = corpora.split_documents(documents)

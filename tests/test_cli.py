@@ -28,6 +28,8 @@ def test_bad_flags_are_clear(capsys):
 def test_bad_paths_and_resume_rules(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         main(["pretrain", "--out", str(tmp_path / "a"), "--vocab", str(tmp_path / "missing.txt")])
+    with pytest.raises(SystemExit, match="--mask-rate must be in"):
+        main(["pretrain", "--out", str(tmp_path / "a"), "--mask-rate", "1.5"])
     with pytest.raises(SystemExit, match="no interrupted run"):
         main(["pretrain", "--out", str(tmp_path / "b"), "--resume"])
     (tmp_path / "c" / "backup").mkdir(parents=True)

@@ -148,3 +148,25 @@ def test_package_converters_for_single_layers():
     keras_mask = np.broadcast_to(padding[:, None, :], (B, S, S)).astype(bool)
     diff = float(np.abs(_np(mha(x, x, attention_mask=keras_mask)) - _np(block.attention(x, padding_mask=padding))).max())
     assert diff <= TOL, f"attention_to_keras: max |diff| = {diff:.3g}"
+
+
+@pytest.mark.parametrize("normalize_first", [False, True])
+def test_query_positions_equal_gathering_the_full_output(normalize_first):
+    """The last-layer shortcut of MLM pretraining: outputs for a subset of positions (keys and values
+    from all) equal those rows of the full block output. Measured max |diff| ~2e-7 (float32)."""
+    from bertcourse.layers import EncoderBlock
+
+    keras.utils.set_random_seed(3)
+    block = EncoderBlock(4, 64, normalize_first=normalize_first)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 12, 32)).astype("float32")
+    mask = np.ones((3, 12), "int32")
+    mask[1, 8:] = 0
+    attention_mask = (rng.random((3, 12, 12)) > 0.2).astype("int32")
+    np.fill_diagonal(attention_mask[0], 1)
+    positions = np.array([[0, 3, 3, 7], [0, 1, 5, 2], [0, 11, 10, 4]], "int32")
+    full = np.asarray(block(x, padding_mask=mask, attention_mask=attention_mask))
+    part = np.asarray(block(x, padding_mask=mask, attention_mask=attention_mask, query_positions=positions))
+    assert part.shape == (3, 4, 32)
+    want = np.take_along_axis(full, positions[..., None], axis=1)
+    assert np.abs(part - want).max() < 1e-5

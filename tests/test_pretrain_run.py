@@ -20,12 +20,14 @@ def test_config_errors():
         PretrainConfig(steps=10, steps_per_epoch=3)
     with pytest.raises(ValueError, match=">= 1"):
         PretrainConfig(steps=0)
+    with pytest.raises(ValueError, match="mask_rate"):
+        PretrainConfig(mask_rate=1.0)
 
 
 def test_build_pretrainer_follows_the_config(tokenizer):
     model = build_pretrainer(tokenizer, PretrainConfig(preset="tiny", normalize_first=True, mlm_only=True,
                                                        precision="mixed_bfloat16", dropout=0.0))
-    assert model.backbone.normalize_first and model.mlm_only
+    assert model.backbone.normalize_first and model.mlm_only and model.sparse_last_layer
     assert all(block.normalize_first for block in model.backbone.encoder_layers)
     assert model.backbone.config.vocab_size == tokenizer.vocabulary_size
     assert model.backbone.config.hidden_dropout == 0.0

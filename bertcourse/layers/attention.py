@@ -67,6 +67,13 @@ def merge_masks(padding_mask=None, attention_mask=None):
     return mask
 
 
+def gather_rows(x, positions):
+    """``x[b, positions[b, p], ...]`` for every batch row: ``[B, S, ...]``, ``[B, P]`` -> ``[B, P, ...]``."""
+    positions = ops.cast(positions, "int32")
+    index = ops.reshape(positions, tuple(ops.shape(positions)) + (1,) * (len(x.shape) - 2))
+    return ops.take_along_axis(x, index, axis=1)
+
+
 @keras.saving.register_keras_serializable(package="bertcourse")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """BERT's self-attention: Q/K/V projections, split heads, scaled dot product, mask,
@@ -86,6 +93,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         padding_mask: optional ``[batch, seq_len]``, 1 = real token, 0 = padding.
         attention_mask: optional ``[batch, seq_len, seq_len]``, 1 = query may see key.
         return_attention_scores: also return the probabilities ``[batch, heads, query, key]``.
+        query_positions: optional ``[batch, P]`` int: compute outputs for these positions only
+            (queries from those rows, keys and values from all rows); the output is ``[batch, P,
+            hidden]``. Used for the last layer of MLM pretraining, where only the masked positions
+            (and [CLS]) are ever read.
     """
 
     def __init__(self, num_heads, dropout=0.0, kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -149,8 +160,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             qkv = qkv + ops.concatenate([ops.cast(d.bias, self.compute_dtype) for d in dense], axis=-1)
         return ops.split(qkv, 3, axis=-1)
 
-    def call(self, inputs, padding_mask=None, attention_mask=None, training=None, return_attention_scores=False):
-        q, k, v = self.project_qkv(inputs)                              # 1. project: [B, S, hidden] each
+    def call(self, inputs, padding_mask=None, attention_mask=None, training=None, return_attention_scores=False,
+             query_positions=None):
+        if query_positions is None:
+            q, k, v = self.project_qkv(inputs)                          # 1. project: [B, S, hidden] each
+        else:  # queries only where outputs are wanted
+            q = self.query_dense(gather_rows(inputs, query_positions))
+            k, v = self.key_dense(inputs), self.value_dense(inputs)
+            if attention_mask is not None:
+                attention_mask = gather_rows(attention_mask, query_positions)
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # 2. [B, S, N, D]
         q = q * ops.cast(1.0 / math.sqrt(self.head_size), q.dtype)      # 3. scale by 1/sqrt(D) ...
         scores = ops.einsum("bqnd,bknd->bnqk", q, k)                    #    ... and compare: [B, N, Q, K]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import keras
 
 from bertcourse.layers._utils import ACTIVATIONS, bert_initializer, clone_initializer
-from bertcourse.layers.attention import MultiHeadSelfAttention
+from bertcourse.layers.attention import MultiHeadSelfAttention, gather_rows
 from bertcourse.layers.feedforward import FeedForward
 
 __all__ = ["EncoderBlock"]
@@ -83,12 +83,15 @@ class EncoderBlock(keras.layers.Layer):
             layer.build(inputs_shape)
         self.built = True
 
-    def call(self, inputs, padding_mask=None, attention_mask=None, training=None, return_attention_scores=False):
+    def call(self, inputs, padding_mask=None, attention_mask=None, training=None, return_attention_scores=False,
+             query_positions=None):
+        """``query_positions`` ``[B, P]``: outputs for those positions only, ``[B, P, hidden]`` (every
+        position still serves as key and value). Same numbers as gathering the full output."""
         # Self-attention sub-block.
-        residual = inputs
+        residual = inputs if query_positions is None else gather_rows(inputs, query_positions)
         x = self.attention_layer_norm(inputs) if self.normalize_first else inputs
         x, probs = self.attention(x, padding_mask=padding_mask, attention_mask=attention_mask, training=training,
-                                  return_attention_scores=True)
+                                  return_attention_scores=True, query_positions=query_positions)
         x = self.attention_dropout_layer(x, training=training) + residual
         if not self.normalize_first:
             x = self.attention_layer_norm(x)

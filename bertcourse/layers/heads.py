@@ -61,16 +61,20 @@ class MaskedLMHead(keras.layers.Layer):
         self.layer_norm.build((None, None, hidden))
         self.output_bias = self.add_weight(name="output_bias", shape=(vocab,), initializer="zeros")
 
-    def call(self, sequence_output, masked_positions):
-        positions = ops.cast(masked_positions, "int32")
-        gathered = ops.take_along_axis(sequence_output, ops.expand_dims(positions, axis=-1), axis=1)
+    def call(self, sequence_output, masked_positions=None):
+        if masked_positions is None:  # the rows are already the masked positions' hidden states
+            gathered = sequence_output
+        else:
+            positions = ops.cast(masked_positions, "int32")
+            gathered = ops.take_along_axis(sequence_output, ops.expand_dims(positions, axis=-1), axis=1)
         h = self.layer_norm(self._act(self.transform(gathered)))
         table = ops.cast(self.token_embedding.embeddings, h.dtype)
         logits = ops.matmul(h, ops.transpose(table))
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
 
-    def compute_output_shape(self, sequence_output_shape, masked_positions_shape):
-        return tuple(masked_positions_shape) + (self.token_embedding.input_dim,)
+    def compute_output_shape(self, sequence_output_shape, masked_positions_shape=None):
+        rows = sequence_output_shape[:-1] if masked_positions_shape is None else masked_positions_shape
+        return tuple(rows) + (self.token_embedding.input_dim,)
 
     def get_config(self):
         config = super().get_config()

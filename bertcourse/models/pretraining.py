@@ -5,7 +5,9 @@
 (``sum(w * ce) / sum(w)``, as ``run_pretraining.py``); ``L_NSP`` the mean cross-entropy of the
 IsNext/NotNext classifier. Both parts, MLM accuracy, NSP accuracy and MLM perplexity
 (``exp`` of the epoch's mean MLM loss) appear in the ``fit`` logs. ``mlm_only=True`` drops NSP
-(RoBERTa's finding that it does not help).
+(RoBERTa's finding that it does not help). ``sparse_last_layer=True`` computes the last encoder block
+only at [CLS] and the masked positions, the only places the heads read (as MLPerf BERT submissions
+do): same outputs, less work per step.
 
 >>> from bertcourse import BertConfig
 >>> from bertcourse.models import BertBackbone, BertPretrainer
@@ -55,7 +57,7 @@ class BertPretrainer(keras.Model):
     predictions}``. Compile with just an optimizer: the loss is part of the model.
     """
 
-    def __init__(self, backbone, mlm_only: bool = False, **kwargs):
+    def __init__(self, backbone, mlm_only: bool = False, sparse_last_layer: bool = False, **kwargs):
         cfg = backbone.config
         self.backbone = backbone
         self.mlm_head = MaskedLMHead(token_embedding=backbone.token_embedding, activation=cfg.hidden_act,
@@ -66,18 +68,38 @@ class BertPretrainer(keras.Model):
                                                                name="nsp_head")
         inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
                   for name in ("token_ids", "segment_ids", "padding_mask", "masked_positions")}
-        encoded = backbone({k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")})
-        outputs = {"mlm": self.mlm_head(encoded["sequence_output"], masked_positions=inputs["masked_positions"])}
+        if sparse_last_layer:
+            masked_hidden, pooled = self._encode_sparse(backbone, inputs)
+            outputs = {"mlm": self.mlm_head(masked_hidden)}
+        else:
+            encoded = backbone({k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")})
+            outputs = {"mlm": self.mlm_head(encoded["sequence_output"], masked_positions=inputs["masked_positions"])}
+            pooled = encoded["pooled_output"]
         if self.nsp_head is not None:
-            outputs["nsp"] = self.nsp_head(encoded["pooled_output"])
+            outputs["nsp"] = self.nsp_head(pooled)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.mlm_only = bool(mlm_only)
+        self.sparse_last_layer = bool(sparse_last_layer)
         self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
         self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
         self.mlm_perplexity = Perplexity(name="mlm_perplexity")
         if not self.mlm_only:
             self.nsp_loss_tracker = keras.metrics.Mean(name="nsp_loss")
             self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
+
+    @staticmethod
+    def _encode_sparse(backbone, inputs):
+        """The backbone's layers, with the last block computed only where the heads read it: [CLS]
+        (for the pooler) and the masked positions. Earlier blocks need every position (they are
+        keys and values of the later ones); the last block's other outputs are never used."""
+        padding_mask = inputs["padding_mask"]
+        x = backbone.embeddings(inputs["token_ids"], inputs["segment_ids"])
+        for block in backbone.encoder_layers[:-1]:
+            x = block(x, padding_mask=padding_mask)
+        cls_position = ops.zeros_like(inputs["masked_positions"][:, :1])
+        positions = ops.concatenate([cls_position, inputs["masked_positions"]], axis=1)
+        h = backbone.encoder_layers[-1](x, padding_mask=padding_mask, query_positions=positions)
+        return h[:, 1:, :], backbone.pooler(h[:, 0, :])
 
     def compile(self, optimizer="adamw", **kwargs):
         if "loss" in kwargs:
@@ -118,7 +140,8 @@ class BertPretrainer(keras.Model):
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
-                "backbone": keras.saving.serialize_keras_object(self.backbone), "mlm_only": self.mlm_only}
+                "backbone": keras.saving.serialize_keras_object(self.backbone), "mlm_only": self.mlm_only,
+                "sparse_last_layer": self.sparse_last_layer}
 
     @classmethod
     def from_config(cls, config):

@@ -39,6 +39,7 @@ class PretrainConfig:
     whole_word: bool = False
     mask_rate: float = 0.15  # training only; held-out evaluation always masks BERT's 15%
     normalize_first: bool = False  # pre-LayerNorm blocks (not BERT's post-LN)
+    sparse_last_layer: bool = True  # last block only at [CLS] + masked positions: same outputs, ~1.2x faster
     dropout: float = 0.1
     seed: int = 12345
     jit_compile: bool = False  # measured on a 2-core CPU: XLA makes the BERT train step slower (lesson 08)
@@ -47,6 +48,8 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.steps_per_epoch < 1:
             raise ValueError("steps and steps_per_epoch must be >= 1.")
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}.")
         if self.steps % self.steps_per_epoch:
             raise ValueError(f"steps ({self.steps}) must be a multiple of steps_per_epoch ({self.steps_per_epoch}).")
 
@@ -64,7 +67,7 @@ def build_pretrainer(tokenizer, config: PretrainConfig):
                                     max_position_embeddings=max(config.seq_len, 128),
                                     hidden_dropout=config.dropout, attention_dropout=config.dropout)
     backbone = BertBackbone(bert_config, normalize_first=config.normalize_first, dtype=config.precision)
-    return BertPretrainer(backbone, mlm_only=config.mlm_only)
+    return BertPretrainer(backbone, mlm_only=config.mlm_only, sparse_last_layer=config.sparse_last_layer)
 
 
 def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig, out_dir: str | Path | None = None,
