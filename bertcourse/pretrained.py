@@ -93,8 +93,8 @@ def load_sentence_encoder(name: str = "all-MiniLM-L6-v2", pooling: str | None = 
 
 def load_course_backbone(run_dir: str | Path):
     """``(BertBackbone, WordPieceTokenizer)`` from a lesson-07 run directory (``bertcourse pretrain --out``):
-    ``config.json``, ``backbone.weights.h5`` and ``vocab.txt``. A missing file is a ``FileNotFoundError``
-    naming it."""
+    ``config.json``, ``backbone.weights.h5`` and ``vocab.txt`` (and ``pretrain_config.json``, which says
+    whether the blocks are pre-LN). A missing file is a ``FileNotFoundError`` naming it."""
     from bertcourse import BertConfig
     from bertcourse.models import BertBackbone
     from bertcourse.text import WordPieceTokenizer
@@ -103,7 +103,10 @@ def load_course_backbone(run_dir: str | Path):
     for name in ("config.json", "backbone.weights.h5", "vocab.txt"):
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run / name} is missing: run lesson 07 (or `bertcourse pretrain --out {run}`).")
-    backbone = BertBackbone(BertConfig.from_json(run / "config.json"))
+    run_config = json.loads((run / "pretrain_config.json").read_text()) if (run / "pretrain_config.json").is_file() \
+        else {}
+    backbone = BertBackbone(BertConfig.from_json(run / "config.json"),
+                            normalize_first=bool(run_config.get("normalize_first", False)))
     backbone.load_weights(run / "backbone.weights.h5")
     return backbone, WordPieceTokenizer.from_vocab_file(run / "vocab.txt")
 

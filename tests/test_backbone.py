@@ -236,3 +236,33 @@ def test_trains_inside_a_keras_model():
     assert np.isfinite(history.history["loss"]).all()
     with pytest.raises(TypeError, match="must hold integers"):
         model({name: keras.Input(shape=(None,), name=name) for name in inputs})  # float32 Inputs
+
+
+def test_pre_ln_backbone_ends_in_a_layer_norm_and_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
+    pre = BertBackbone(BertConfig.preset("tiny", vocab_size=100, num_layers=2), normalize_first=True,
+                       output_hidden_states=True)
+    ids = np.array([[2, 7, 8, 9, 3, 0]], "int32")
+    x = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": (ids > 0).astype("int32")}
+    out = pre(x)
+    seq = np.asarray(out["sequence_output"])
+    # a fresh LayerNorm (gamma 1, beta 0): every position has mean 0 and variance 1
+    np.testing.assert_allclose(seq.mean(-1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(seq.var(-1), 1.0, atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(out["hidden_states"])[:, -1], seq)
+    assert pre.count_params() == BertConfig.preset("tiny", vocab_size=100, num_layers=2).num_parameters() + 2 * 128
+    path = tmp_path / "pre.keras"
+    pre.save(path)
+    again = keras.saving.load_model(path)
+    assert again.normalize_first
+    np.testing.assert_allclose(np.asarray(again(x)["sequence_output"]), seq, atol=1e-6)
+
+
+def test_pre_ln_cannot_be_saved_as_a_hugging_face_bert(tmp_path):
+    from bertcourse.convert import CheckpointError, save_hf_bert
+    from bertcourse.text import WordPieceTokenizer
+
+    pre = BertBackbone(BertConfig.preset("tiny", vocab_size=6), normalize_first=True)
+    tok = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])
+    with pytest.raises(CheckpointError, match="post-LayerNorm only"):
+        save_hf_bert(pre, tok, tmp_path)

@@ -216,3 +216,31 @@ def test_load_course_encoder_round_trip(tmp_path):
         np.testing.assert_array_equal(a, b)
     vectors = enc.encode(["a b", "bc a"])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_load_course_backbone_keeps_pre_ln(tmp_path):
+    """A pre-LN run (pretrain_config.json says normalize_first) loads as pre-LN with its final LayerNorm:
+    loading it as post-LN would give other numbers without an error."""
+    import json
+
+    import numpy as np
+
+    from bertcourse import BertConfig
+    from bertcourse.models import BertBackbone
+    from bertcourse.pretrained import load_course_backbone
+    from bertcourse.text import save_vocabulary
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]
+    cfg = BertConfig(vocab_size=len(vocab), num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32,
+                     max_position_embeddings=32)
+    original = BertBackbone(cfg, normalize_first=True)
+    cfg.to_json(tmp_path / "config.json")
+    original.save_weights(tmp_path / "backbone.weights.h5")
+    save_vocabulary(vocab, tmp_path / "vocab.txt")
+    (tmp_path / "pretrain_config.json").write_text(json.dumps({"normalize_first": True}))
+    loaded, tokenizer = load_course_backbone(tmp_path)
+    assert loaded.normalize_first and loaded.final_layer_norm is not None
+    x = {"token_ids": np.array([[2, 5, 6, 3]]), "segment_ids": np.zeros((1, 4), "int32"),
+         "padding_mask": np.ones((1, 4), "int32")}
+    np.testing.assert_array_equal(np.asarray(loaded(x)["sequence_output"]), np.asarray(original(x)["sequence_output"]))
+    assert tokenizer.vocabulary_size == len(vocab)

@@ -322,6 +322,9 @@ def save_hf_bert(backbone, tokenizer, path: str | os.PathLike, prefix: str = "")
 
     from bertcourse.text.vocab import save_vocabulary
 
+    if getattr(backbone, "normalize_first", False):
+        raise CheckpointError("Hugging Face's BertModel is post-LayerNorm only; this backbone has "
+                              "normalize_first=True (pre-LN), which no BERT checkpoint can express.")
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     vocab = list(tokenizer.get_vocabulary())

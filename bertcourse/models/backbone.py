@@ -101,7 +101,7 @@ class BertBackbone(keras.Model):
             (the embeddings' output, then every block's output).
         output_attention_scores: also output ``attention_scores`` ``[batch, num_layers, heads, seq, seq]``,
             the attention probabilities of every layer and head.
-        normalize_first: pre-LN blocks (not BERT; for experiments).
+        normalize_first: pre-LN blocks (not BERT), plus a final LayerNorm after the last block.
         fused_qkv: compute Q, K, V with one matmul (same weights and results).
         dtype: a dtype or dtype policy (e.g. ``"mixed_bfloat16"``); default: the global policy.
 
@@ -125,6 +125,10 @@ class BertBackbone(keras.Model):
                          normalize_first=normalize_first, fused_qkv=fused_qkv, dtype=dtype, name=f"encoder_layer_{i}")
             for i in range(cfg.num_layers)
         ]
+        # Pre-LN blocks leave the residual stream unnormalised: one LayerNorm after the last block
+        # (Xiong et al. 2020; GPT-2). Post-LN blocks end in a LayerNorm already.
+        self.final_layer_norm = keras.layers.LayerNormalization(
+            epsilon=cfg.layer_norm_epsilon, dtype=dtype, name="final_layer_norm") if normalize_first else None
         self.pooler = keras.layers.Dense(cfg.hidden_size, activation="tanh",
                                          kernel_initializer=bert_initializer(cfg.initializer_range),
                                          dtype=dtype, name="pooler")
@@ -138,6 +142,9 @@ class BertBackbone(keras.Model):
             x, probs = block(x, padding_mask=padding_mask, return_attention_scores=True)
             hidden_states.append(x)
             attention_scores.append(probs)
+        if self.final_layer_norm is not None:
+            x = self.final_layer_norm(x)
+            hidden_states[-1] = x
         outputs = {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
         if output_hidden_states:
             outputs["hidden_states"] = ops.stack(hidden_states, axis=1)

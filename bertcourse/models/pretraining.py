@@ -99,6 +99,8 @@ class BertPretrainer(keras.Model):
         cls_position = ops.zeros_like(inputs["masked_positions"][:, :1])
         positions = ops.concatenate([cls_position, inputs["masked_positions"]], axis=1)
         h = backbone.encoder_layers[-1](x, padding_mask=padding_mask, query_positions=positions)
+        if backbone.final_layer_norm is not None:
+            h = backbone.final_layer_norm(h)
         return h[:, 1:, :], backbone.pooler(h[:, 0, :])
 
     def compile(self, optimizer="adamw", **kwargs):
