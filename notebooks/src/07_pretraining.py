@@ -23,8 +23,8 @@ info = setup(seed=7, scale=SCALE)
 SIZES = scale_value({
     "ci": dict(preset="tiny", vocab=2000, vocab_sentences=4000, seq_len=64, batch_size=16, steps=20,
                steps_per_epoch=10, eval_batches=4),
-    "course": dict(preset="mini", vocab=8000, vocab_sentences=None, seq_len=128, batch_size=32, steps=800,
-                   steps_per_epoch=100, eval_batches=None),
+    "course": dict(preset="mini", vocab=8000, vocab_sentences=None, seq_len=128, batch_size=32, steps=1600,
+                   steps_per_epoch=200, eval_batches=None),
     "full": dict(preset="base", vocab=30000, vocab_sentences=None, seq_len=128, batch_size=256, steps=100_000,
                  steps_per_epoch=1000, eval_batches=None),
 })
@@ -72,8 +72,10 @@ print(inspect.getsource(MaskedLMHead.call))
 from bertcourse.training.pretrain import PretrainConfig, build_pretrainer
 
 config = PretrainConfig(preset=SIZES["preset"], seq_len=SIZES["seq_len"], batch_size=SIZES["batch_size"],
-                        steps=SIZES["steps"], steps_per_epoch=SIZES["steps_per_epoch"], learning_rate=1e-3,
-                        warmup_ratio=0.1, seed=7)
+                        steps=SIZES["steps"], steps_per_epoch=SIZES["steps_per_epoch"], seed=7,
+                        # the short-budget recipe of section 3 (BERT's own: post-LN, dropout 0.1, 15%, 1e-4)
+                        learning_rate=2e-3, warmup_ratio=0.1, normalize_first=True, dropout=0.0, mask_rate=0.3,
+                        precision="mixed_bfloat16")
 untrained = build_pretrainer(tokenizer, config)
 backbone_params = untrained.backbone.count_params()
 head_params = untrained.count_params() - backbone_params
@@ -103,6 +105,30 @@ print(f"ln(vocab) = {np.log(tokenizer.vocabulary_size):.2f}, ln 2 = {np.log(2):.
 # (AdamW, 10% linear warmup then linear decay, no decay on LayerNorm and biases, gradient clipping;
 # lesson 08), backs up every epoch so an interrupted run resumes where it stopped, and saves the weights.
 # The fill-mask probe prints what the model believes after every epoch.
+#
+# **A recipe for a short budget.** BERT's own settings were made for a million steps. With a few
+# thousand, four changes learn more per minute; each was measured on this corpus with
+# `bench/pretraining_recipe.py` (mini, 400 steps, held-out MLM accuracy; unigram baseline 6.2%):
+#
+# | recipe | held-out MLM accuracy |
+# |---|---|
+# | BERT's (post-LN, dropout 0.1, 15% masking, learning rate 1e-3) | 11.7% |
+# | + 30% of tokens masked in training (Wettig et al. 2023) | 12.5% |
+# | pre-LayerNorm blocks + a final LayerNorm, no dropout | 12.8% |
+# | both | 13.1% |
+# | both, learning rate 2e-3 (this lesson) | 13.5% |
+#
+# * **Pre-LN** (normalise *before* each sub-block, keep the residual stream clean) trains stably at a
+#   higher learning rate; post-LN at 5e-3 stalls, and so does this recipe (6.8%).
+# * **No dropout**: a few passes over the data do not overfit (training and held-out accuracy are
+#   equal), so dropout only slows learning down, and dropping its random masks makes each step ~20% faster.
+# * **30% masking in training** gives twice the supervised positions per step; evaluation still masks 15%.
+# * **mixed_bfloat16** (lesson 08) and **computing the last block only at `[CLS]` and the masked positions**
+#   (`sparse_last_layer`, as MLPerf's BERT does: no other output of the last block is ever read) make
+#   each step faster without changing what is learned.
+#
+# The backbone is still BERT's, so lessons 09-12 fine-tune it like any other BERT (it cannot be saved in
+# Hugging Face's `BertModel` format, which has no pre-LN option).
 
 # %%
 from bertcourse.training import FillMaskProbe
@@ -158,6 +184,11 @@ print(f"(the baseline always answers {base['most_frequent_token']!r})")
 #   learns syntax first (function words, punctuation), then frequent content words in context.
 # * **Perplexity** falls from about the vocabulary size (random) below the unigram's: the model uses
 #   context. Real BERT-Base reaches a perplexity of about 4 on its own held-out text after 1M steps.
+# * **The plateau.** The curves flatten after a few hundred steps near 15%: the model has learned which
+#   tokens are frequent and where, but not yet to read its neighbours. Small MLMs sit on such a plateau
+#   until attention heads that track syntax form, and then the loss drops suddenly (Chen et al. 2024,
+#   "Sudden drops in the loss"); that takes thousands of steps more than this CPU budget allows, which
+#   is why the short-budget recipe above matters and why the `full` scale exists.
 # * **NSP** is easy: NotNext pairs usually change topic (Austen → Melville, or another chapter), so the
 #   model can answer from vocabulary overlap alone. Its loss saturates early; RoBERTa dropped it
 #   (`PretrainConfig(mlm_only=True)`) without loss in downstream quality.
@@ -170,8 +201,9 @@ print(f"(the baseline always answers {base['most_frequent_token']!r})")
 # | parameters | ~6M (8k vocab) | 110M | 340M |
 # | corpus | 0.9M words | 3.3B words (BooksCorpus + Wikipedia) | same |
 # | batch × sequence | 32 × 128 | 256 × 128 for 90% of steps, then 256 × 512 | same |
-# | steps | 800 | 1,000,000 | 1,000,000 |
-# | learning rate | 1e-3, 10% warmup | 1e-4, 10k warmup, linear decay | 1e-4 |
+# | steps | 1,600 | 1,000,000 | 1,000,000 |
+# | learning rate | 2e-3, 10% warmup, linear decay | 1e-4, 10k warmup, linear decay | 1e-4 |
+# | blocks, dropout, masking | pre-LN, 0, 30% | post-LN, 0.1, 15% | same |
 # | hardware | a laptop CPU, minutes | 4 Cloud TPUs (16 chips), 4 days | 16 Cloud TPUs, 4 days |
 #
 # The code path is the same: `BERTCOURSE_SCALE=full` switches the sizes, and lesson 08 shows the
@@ -181,18 +213,16 @@ print(f"(the baseline always answers {base['most_frequent_token']!r})")
 # ## 6. The saved model
 #
 # `runs/pretrain-course-mini/` holds `backbone.weights.h5` (what the fine-tuning lessons load),
-# `pretrainer.weights.h5`, `config.json`, `vocab.txt`, `history.json` and the CSV log. Loading it back
-# gives the same predictions:
+# `pretrainer.weights.h5`, `config.json`, `pretrain_config.json`, `vocab.txt`, `history.json` and the
+# CSV log. Loading it back gives the same predictions:
 
 # %%
-from bertcourse import BertConfig
-from bertcourse.models import BertBackbone
 from bertcourse.models.pretraining import BertPretrainer
-from bertcourse.text import load_vocabulary
+from bertcourse.pretrained import load_course_backbone
 
-reloaded = BertPretrainer(BertBackbone(BertConfig.from_json(out_dir / "config.json")))
+backbone, reloaded_tok = load_course_backbone(out_dir)  # config.json + pretrain_config.json (pre-LN) + weights
+reloaded = BertPretrainer(backbone)
 reloaded.load_weights(out_dir / "pretrainer.weights.h5")
-reloaded_tok = WordPieceTokenizer(load_vocabulary(out_dir / "vocab.txt"))
 after = pipeline("fill-mask", model=reloaded, tokenizer=reloaded_tok, top_k=3)
 for sentence in PROBES:
     print(sentence[:60], "->", [(p["token"], round(p["score"], 2)) for p in after(sentence)])

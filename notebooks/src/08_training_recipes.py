@@ -17,7 +17,7 @@ from bertcourse.course import scale_value, setup
 info = setup(seed=8, scale=SCALE)
 SIZES = scale_value({
     "ci": dict(timing_preset="tiny", timing_seq=64, timing_steps=2, seeds=2, finetune_steps=10, sentences=400),
-    "course": dict(timing_preset="mini", timing_seq=128, timing_steps=10, seeds=5, finetune_steps=60, sentences=4000),
+    "course": dict(timing_preset="mini", timing_seq=128, timing_steps=10, seeds=5, finetune_steps=150, sentences=4000),
     "full": dict(timing_preset="mini", timing_seq=128, timing_steps=50, seeds=5, finetune_steps=500, sentences=20000),
 })
 print(info, SIZES)
