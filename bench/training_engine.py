@@ -86,7 +86,7 @@ class Setting:
             x, y = self.batches[i % len(self.batches)]
             loss = self.model.train_on_batch(x, y)
         self.seconds.append(time.perf_counter() - start)
-        assert np.isfinite(loss), f"{self.name}: loss is not finite"
+        assert np.isfinite(np.asarray(loss, dtype="float64")).all(), f"{self.name}: loss is not finite"
 
 
 def main(argv=None) -> int:

@@ -131,47 +131,32 @@ print(f"3 updates: batch 32 vs 4 x 8 accumulated, max abs weight difference {dif
 # `mixed_bfloat16` computes in bfloat16 and keeps float32 weights; CPUs with AVX512-BF16 (this one) and
 # TPUs run it natively. `mixed_float16` is for GPUs and needs loss scaling (Keras adds a
 # `LossScaleOptimizer` at `compile`). `jit_compile=True` compiles the whole train step with XLA.
-# Tokens per second of one training step (`mini`, batch 32 x 128 at `course` scale):
+# Tokens per second of one training step (`mini`, batch 32 x 128 at `course` scale) and the memory the
+# process needs. Peak memory only ever grows within a process, so `measure_training` runs each setting
+# in a fresh Python process and reports its peak resident memory; "training adds" is that peak minus the
+# same process right after importing TensorFlow (the runtime itself):
 
 # %%
-import time
-
-from bertcourse.training import set_precision
-
-
-def train_speed(policy: str, jit: bool, steps: int, preset: str = SIZES["timing_preset"],
-                seq: int = SIZES["timing_seq"]) -> float:
-    set_precision(policy)
-    keras.utils.set_random_seed(0)
-    m = BertPretrainer(BertBackbone(BertConfig.preset(preset, vocab_size=8000)))
-    m.compile(bert_adamw(1e-3, 1000), jit_compile=jit)
-    ids = np.random.default_rng(0).integers(5, 8000, size=(32, seq)).astype("int32")
-    positions = np.tile(np.arange(0, seq - seq // 16, seq // 20 or 1, dtype="int32")[:20], (32, 1))
-    batch = ({"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids),
-              "masked_positions": positions},
-             {"mlm": np.take_along_axis(ids, positions, 1), "nsp": np.zeros(32, "int32")})
-    m.train_on_batch(*batch)  # trace/compile
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = m.train_on_batch(*batch, return_dict=True)["loss"]
-    elapsed = time.perf_counter() - start
-    assert np.isfinite(loss)
-    return steps * 32 * 128 / elapsed
-
+from bertcourse.training.measure import measure_training
 
 speeds = {}
 for policy in ("float32", "mixed_bfloat16"):
     for jit in (False, True):
-        speeds[(policy, jit)] = train_speed(policy, jit, SIZES["timing_steps"])
-set_precision("float32")
-base = speeds[("float32", False)]
-for (policy, jit), tps in speeds.items():
-    print(f"{SIZES['timing_preset']} {policy:15s} jit_compile={jit!s:5s} {tps:8,.0f} tokens/s  "
-          f"({tps / base:.2f}x float32 eager)")
+        speeds[(policy, jit)] = measure_training(SIZES["timing_preset"], policy, jit_compile=jit,
+                                                 steps=SIZES["timing_steps"], seq_len=SIZES["timing_seq"])
+base = speeds[("float32", False)]["tokens_per_second"]
+print(f"{'preset':6s} {'precision':15s} {'XLA':5s} {'tokens/s':>9s} {'vs fp32':>8s} {'peak MiB':>9s} "
+      f"{'training adds':>14s}")
+for (policy, jit), r in speeds.items():
+    print(f"{SIZES['timing_preset']:6s} {policy:15s} {jit!s:5s} {r['tokens_per_second']:9,.0f} "
+          f"{r['tokens_per_second'] / base:7.2f}x {r['peak_rss_mib']:9,.0f} "
+          f"{r['peak_rss_mib'] - r['baseline_rss_mib']:10,.0f} MiB")
 
 # %% [markdown]
 # On this 2-core CPU XLA does not pay for the training step (see `bench/README.md` for the full table
-# against keras-hub); on a GPU or TPU it usually does. bfloat16's benefit depends on the CPU's bf16 units
+# against keras-hub); on a GPU or TPU it usually does. bfloat16 halves the activations but not the
+# weights: the variables, their gradients and Adam's two moments stay float32 (16 bytes per parameter),
+# so for a model this small the saving in memory is modest; it grows with batch and sequence length. bfloat16's benefit depends on the CPU's bf16 units
 # and on oneDNN; it costs about 2-3 digits of precision in activations (the loss curves of the
 # precision test in `tests/test_training_engine.py` stay within a few percent of float32).
 #
