@@ -95,8 +95,9 @@ def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig, out_d
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        resuming = (out / "backup").exists()  # an interrupted run: continue its log; a new run: a new log
         callbacks.append(keras.callbacks.BackupAndRestore(str(out / "backup")))
-        callbacks.append(keras.callbacks.CSVLogger(str(out / "log.csv"), append=True))
+        callbacks.append(keras.callbacks.CSVLogger(str(out / "log.csv"), append=resuming))
     history = model.fit(data, epochs=config.steps // config.steps_per_epoch, steps_per_epoch=config.steps_per_epoch,
                         callbacks=callbacks, verbose=verbose).history
     if out_dir is not None:
