@@ -160,7 +160,7 @@ def main(argv=None) -> int:
                                   masking=masking, seed=2024, shuffle_buffer=0, repeat=False)
     # Same data for both: the stream lesson 07 trains on (masking rate --train-mask-rate); same optimizer
     # and steps. Each model keeps its own architecture: keras-hub's defaults (post-LN, dropout 0.1) and
-    # the course's recipe (pre-LN + final LayerNorm, dropout 0, sparse last layer).
+    # the course's short-budget recipe (pre-LN + final LayerNorm, dropout 0, sparse last layer).
     train_masking = MaskingConfig(rate=args.train_mask_rate,
                                   max_predictions=round(args.seq_len * args.train_mask_rate + 0.5))
     train_stream = pretraining_dataset(train_docs, tokenizer, seq_len=args.seq_len, batch_size=args.batch_size,
@@ -189,7 +189,8 @@ def main(argv=None) -> int:
     print("|---|---|---|")
     print(f"| unigram baseline (always {base['most_frequent_token']!r}) | {base['mlm_accuracy']:.1%} | - |")
     for kind, (acc, minutes) in results.items():
-        name = "keras-hub BertMaskedLM (defaults)" if kind == "keras-hub" else "bertcourse (lesson 07 recipe)"
+        name = "keras-hub BertMaskedLM (defaults)" if kind == "keras-hub" else \
+            "bertcourse (short-budget recipe: pre-LN, dropout 0, sparse last layer)"
         print(f"| {name} ({args.preset}, {args.steps} steps, MLM only) | {acc:.1%} | {minutes:.1f} |")
     return 0
 

@@ -31,7 +31,7 @@ RECIPES = {
     "+ 30% masking in training": {**BERT, "mask_rate": 0.3},
     "pre-LN + final LayerNorm, dropout 0": {**BERT, "normalize_first": True, "dropout": 0.0},
     "pre-LN, dropout 0, 30% masking": {**BERT, "normalize_first": True, "dropout": 0.0, "mask_rate": 0.3},
-    "pre-LN, dropout 0, 30% masking, lr 2e-3 (lesson 07)": {**BERT, "normalize_first": True, "dropout": 0.0,
+    "pre-LN, dropout 0, 30% masking, lr 2e-3": {**BERT, "normalize_first": True, "dropout": 0.0,
                                                              "mask_rate": 0.3, "learning_rate": 2e-3},
 }
 
