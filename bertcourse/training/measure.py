@@ -38,9 +38,19 @@ def measure_training(preset: str = "mini", precision: str = "float32", jit_compi
 
 
 def _peak_rss_mib() -> float:
+    """This process's peak resident memory. Linux: ``VmHWM`` of /proc/self/status, which starts afresh
+    with the new program; ``ru_maxrss`` would still hold the parent's peak from before ``exec``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def _main(argv=None) -> int:

@@ -41,8 +41,9 @@ print(inspect.getsource(EncoderBlock.call))
 print(inspect.getsource(FeedForward.call))
 
 # %% [markdown]
-# `normalize_first=True` moves each LayerNorm *before* its sub-layer (pre-LN). That is not BERT, but
-# almost every model since GPT-2 uses it because deep stacks train more stably (exercise 1).
+# `normalize_first=True` moves each LayerNorm *before* its sub-layer (pre-LN) and adds one final
+# LayerNorm after the last block. That is not BERT, but almost every model since GPT-2 uses it because
+# deep stacks train more stably (exercise 1).
 #
 # BERT's GELU is the exact one, $x\,\Phi(x)$; keras-hub uses the tanh approximation. The two differ by
 # less than 0.0005 everywhere:
@@ -302,14 +303,21 @@ print(f"measured: a token costs {per_token[-1] / per_token.min():.1f}x more time
 # Solution 1: post-LN ends every block with a LayerNorm, so its output has std 1 per token whatever
 # comes in; pre-LN only normalises the *inputs* of its sub-layers and passes the residual stream
 # through untouched: its output keeps the stream's scale, hence the extra final LayerNorm.
+# `BertBackbone(normalize_first=True)` has that final LayerNorm built in; the blocks alone show why.
 post = BertBackbone(PRESET)
-pre = BertBackbone(PRESET, normalize_first=True)
-pre.set_weights(post.get_weights())
+pre = BertBackbone(PRESET, normalize_first=True)  # the same weights, plus its final LayerNorm
+pre.embeddings.set_weights(post.embeddings.get_weights())
+for pre_block, post_block in zip(pre.encoder_layers, post.encoder_layers):
+    pre_block.set_weights(post_block.get_weights())
 for m in (post, pre):
     m.embeddings.layer_norm.gamma.assign(m.embeddings.layer_norm.gamma * 10.0)
-for name, m in (("post-LN", post), ("pre-LN ", pre)):
-    std = np.asarray(m(batch)["sequence_output"]).std(-1)
-    print(f"{name}: per-token std of sequence_output = {std.mean():.2f}")
+x = pre.embeddings(batch["token_ids"], batch["segment_ids"])
+for block in pre.encoder_layers:
+    x = block(x, padding_mask=batch["padding_mask"])
+rows = (("post-LN, sequence_output", post(batch)["sequence_output"]), ("pre-LN, after the last block", x),
+        ("pre-LN, sequence_output (final LayerNorm)", pre(batch)["sequence_output"]))
+for name, h in rows:
+    print(f"{name:42s} per-token std {np.asarray(h).std(-1).mean():.2f}")
 
 # %%
 # Solution 2
