@@ -156,9 +156,13 @@ for (policy, jit), r in speeds.items():
 # On this 2-core CPU XLA does not pay for the training step (see `bench/README.md` for the full table
 # against keras-hub); on a GPU or TPU it usually does. bfloat16 halves the activations but not the
 # weights: the variables, their gradients and Adam's two moments stay float32 (16 bytes per parameter),
-# so for a model this small the saving in memory is modest; it grows with batch and sequence length. bfloat16's benefit depends on the CPU's bf16 units
-# and on oneDNN; it costs about 2-3 digits of precision in activations (the loss curves of the
-# precision test in `tests/test_training_engine.py` stay within a few percent of float32).
+# so for a model this small the saving in memory is modest; it grows with batch and sequence length.
+# bfloat16's speed depends on the CPU's bf16 units and on oneDNN, and these are single 10-step
+# measurements, one setting after the other: on a shared machine they move by 20-40% between runs
+# (bf16 came out 0.89x-1.31x float32 in this lesson's runs). `bench/training_engine.py` interleaves the
+# settings for steadier ratios (bf16 1.27x there). bfloat16 costs about 2-3 digits of precision in
+# activations (the loss curves of the precision test in `tests/test_training_engine.py` stay within a
+# few percent of float32).
 #
 # ## 5. Distribution
 #
