@@ -32,6 +32,21 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
 
 
+def _chunked_search(score_chunk, n_queries: int, k: int, gold, chunk_size: int):
+    """Top-``k`` (and gold ranks) over queries in chunks; ``score_chunk(start, stop)`` gives their scores."""
+    gold_arr = None if gold is None else np.asarray(gold)
+    idx, sc, ranks = [], [], []
+    for start in range(0, n_queries, chunk_size):
+        scores = score_chunk(start, start + chunk_size)
+        i, s = _top_k(scores, k)
+        idx.append(i)
+        sc.append(s)
+        if gold_arr is not None:
+            ranks.append(_gold_ranks(scores, gold_arr[start:start + chunk_size]))
+    out = (np.concatenate(idx), np.concatenate(sc))
+    return out + (np.concatenate(ranks),) if gold_arr is not None else out
+
+
 def exact_search(queries: np.ndarray, index: np.ndarray, k: int = 10, gold: Sequence[int] | None = None,
                  chunk_size: int = 1024):
     """Exact top-``k`` by dot product (the cosine, for unit vectors), in chunks of queries.
@@ -47,17 +62,7 @@ def exact_search(queries: np.ndarray, index: np.ndarray, k: int = 10, gold: Sequ
     index = np.asarray(index, np.float32)
     if queries.ndim != 2 or index.ndim != 2 or queries.shape[1] != index.shape[1]:
         raise ValueError(f"queries [q, d] and index [n, d] must share d; got {queries.shape} and {index.shape}.")
-    gold_arr = None if gold is None else np.asarray(gold)
-    idx, sc, ranks = [], [], []
-    for start in range(0, len(queries), chunk_size):
-        scores = queries[start:start + chunk_size] @ index.T
-        i, s = _top_k(scores, k)
-        idx.append(i)
-        sc.append(s)
-        if gold_arr is not None:
-            ranks.append(_gold_ranks(scores, gold_arr[start:start + chunk_size]))
-    out = (np.concatenate(idx), np.concatenate(sc))
-    return out + (np.concatenate(ranks),) if gold_arr is not None else out
+    return _chunked_search(lambda a, b: queries[a:b] @ index.T, len(queries), k, gold, chunk_size)
 
 
 def ranking_metrics(ranks: Sequence[int], ks: Sequence[int] = (1, 10)) -> dict[str, float]:
@@ -149,14 +154,4 @@ class BM25:
 
     def search(self, queries: Sequence[str], k: int = 10, gold: Sequence[int] | None = None, chunk_size: int = 256):
         """Like :func:`exact_search`: ``(indices, scores[, ranks])``."""
-        gold_arr = None if gold is None else np.asarray(gold)
-        idx, sc, ranks = [], [], []
-        for start in range(0, len(queries), chunk_size):
-            scores = self.scores(queries[start:start + chunk_size])
-            i, s = _top_k(scores, k)
-            idx.append(i)
-            sc.append(s)
-            if gold_arr is not None:
-                ranks.append(_gold_ranks(scores, gold_arr[start:start + chunk_size]))
-        out = (np.concatenate(idx), np.concatenate(sc))
-        return out + (np.concatenate(ranks),) if gold_arr is not None else out
+        return _chunked_search(lambda a, b: self.scores(queries[a:b]), len(queries), k, gold, chunk_size)
