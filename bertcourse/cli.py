@@ -195,21 +195,19 @@ def _finetune(args) -> int:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
 
-    if args.init is not None:
-        from bertcourse.pretrained import load_course_backbone
-        from bertcourse.text import WordPieceTokenizer
+    dtype = "mixed_bfloat16" if args.bf16 else None
+    if args.init is not None or args.hf is not None:  # load the pretrained encoder once
+        if args.init is not None:
+            from bertcourse.pretrained import load_course_backbone
 
-        tokenizer = WordPieceTokenizer.from_vocab_file(args.init / "vocab.txt")
+            backbone, tokenizer = load_course_backbone(args.init, dtype=dtype)
+        else:
+            from bertcourse.convert import load_hf_bert
 
-        def backbone_fn():
-            return load_course_backbone(args.init)[0]
-    elif args.hf is not None:
-        from bertcourse.convert import load_hf_bert
-
-        _, tokenizer = load_hf_bert(args.hf)
+            backbone, tokenizer = load_hf_bert(args.hf, dtype=dtype)
 
         def backbone_fn():
-            return load_hf_bert(args.hf)[0]
+            return backbone
     else:
         from bertcourse import BertConfig
         from bertcourse.models import BertBackbone

@@ -92,10 +92,17 @@ def load_sentence_encoder(name: str = "all-MiniLM-L6-v2", pooling: str | None = 
                            max_seq_length=max_seq_length or file_max_len, name=_canonical(name).replace("-", "_"))
 
 
-def load_course_backbone(run_dir: str | Path):
+def _run_config(run: Path) -> dict:
+    """The run's ``pretrain_config.json`` (empty for runs written before it existed)."""
+    path = run / "pretrain_config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_course_backbone(run_dir: str | Path, dtype=None):
     """``(BertBackbone, WordPieceTokenizer)`` from a lesson-07 run directory (``bertcourse pretrain --out``):
     ``config.json``, ``backbone.weights.h5`` and ``vocab.txt`` (and ``pretrain_config.json``, which says
-    whether the blocks are pre-LN). A missing file is a ``FileNotFoundError`` naming it."""
+    whether the blocks are pre-LN). ``dtype``: e.g. ``"mixed_bfloat16"``. A missing file is a
+    ``FileNotFoundError`` naming it."""
     from bertcourse import BertConfig
     from bertcourse.models import BertBackbone
     from bertcourse.text import WordPieceTokenizer
@@ -104,10 +111,8 @@ def load_course_backbone(run_dir: str | Path):
     for name in ("config.json", "backbone.weights.h5", "vocab.txt"):
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run / name} is missing: run lesson 07 (or `bertcourse pretrain --out {run}`).")
-    run_config = json.loads((run / "pretrain_config.json").read_text()) if (run / "pretrain_config.json").is_file() \
-        else {}
     backbone = BertBackbone(BertConfig.from_json(run / "config.json"),
-                            normalize_first=bool(run_config.get("normalize_first", False)))
+                            normalize_first=bool(_run_config(run).get("normalize_first", False)), dtype=dtype)
     backbone.load_weights(run / "backbone.weights.h5")
     return backbone, WordPieceTokenizer.from_vocab_file(run / "vocab.txt")
 
@@ -123,8 +128,7 @@ def load_course_pretrainer(run_dir: str | Path):
         raise FileNotFoundError(f"{run / 'pretrainer.weights.h5'} is missing: run lesson 07 "
                                 f"(or `bertcourse pretrain --out {run}`).")
     backbone, tokenizer = load_course_backbone(run)
-    run_config = json.loads((run / "pretrain_config.json").read_text()) if (run / "pretrain_config.json").is_file() \
-        else {}
+    run_config = _run_config(run)
     model = BertPretrainer(backbone, mlm_only=bool(run_config.get("mlm_only", False)),
                            sparse_last_layer=bool(run_config.get("sparse_last_layer", False)))
     model.load_weights(run / "pretrainer.weights.h5")
