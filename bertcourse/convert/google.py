@@ -31,49 +31,80 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from bertcourse.config import BertConfig
 from bertcourse.convert.hf import CasingMismatchError, CheckpointError, vocab_looks_cased
+from bertcourse.convert.weight_map import NamedWeight, backbone_weights
+from bertcourse.models import BertBackbone
+from bertcourse.text import WordPieceTokenizer
+from bertcourse.text.vocab import load_vocabulary
 
-__all__ = ["load_google_checkpoint", "google_variable_names"]
+__all__ = ["load_google_checkpoint", "google_variable_names", "google_name", "GOOGLE_NAMES"]
 
 _IGNORED = re.compile(r"^(cls/|global_step$|bad_steps$|good_steps$|loss_scale$)|/adam_[mv]$|/Momentum$")
 
 
-def _variables(backbone) -> Iterator[tuple[str, Any]]:
-    emb = backbone.embeddings
-    yield "bert/embeddings/word_embeddings", emb.token_embedding.embeddings
-    yield "bert/embeddings/token_type_embeddings", emb.segment_embedding.embeddings
-    yield "bert/embeddings/position_embeddings", emb.position_embeddings
-    yield "bert/embeddings/LayerNorm/gamma", emb.layer_norm.gamma
-    yield "bert/embeddings/LayerNorm/beta", emb.layer_norm.beta
-    for i, block in enumerate(backbone.encoder_layers):
-        p = f"bert/encoder/layer_{i}/"
-        att, ff = block.attention, block.feedforward
-        for name, dense in (("attention/self/query", att.query_dense), ("attention/self/key", att.key_dense),
-                            ("attention/self/value", att.value_dense), ("attention/output/dense", att.output_dense),
-                            ("intermediate/dense", ff.intermediate_dense), ("output/dense", ff.output_dense)):
-            yield p + name + "/kernel", dense.kernel
-            yield p + name + "/bias", dense.bias
-        for name, norm in (("attention/output/LayerNorm", block.attention_layer_norm),
-                           ("output/LayerNorm", block.feedforward_layer_norm)):
-            yield p + name + "/gamma", norm.gamma
-            yield p + name + "/beta", norm.beta
-    yield "bert/pooler/dense/kernel", backbone.pooler.kernel
-    yield "bert/pooler/dense/bias", backbone.pooler.bias
+# Canonical name (bertcourse.convert.weight_map) -> TF1 checkpoint variable. TF1 kernels are [in, out], as ours.
+GOOGLE_NAMES = {
+    "embeddings.token": "bert/embeddings/word_embeddings",
+    "embeddings.segment": "bert/embeddings/token_type_embeddings",
+    "embeddings.position": "bert/embeddings/position_embeddings",
+    "embeddings.layer_norm.gamma": "bert/embeddings/LayerNorm/gamma",
+    "embeddings.layer_norm.beta": "bert/embeddings/LayerNorm/beta",
+    "encoder.{i}.attention.query.kernel": "bert/encoder/layer_{i}/attention/self/query/kernel",
+    "encoder.{i}.attention.query.bias": "bert/encoder/layer_{i}/attention/self/query/bias",
+    "encoder.{i}.attention.key.kernel": "bert/encoder/layer_{i}/attention/self/key/kernel",
+    "encoder.{i}.attention.key.bias": "bert/encoder/layer_{i}/attention/self/key/bias",
+    "encoder.{i}.attention.value.kernel": "bert/encoder/layer_{i}/attention/self/value/kernel",
+    "encoder.{i}.attention.value.bias": "bert/encoder/layer_{i}/attention/self/value/bias",
+    "encoder.{i}.attention.output.kernel": "bert/encoder/layer_{i}/attention/output/dense/kernel",
+    "encoder.{i}.attention.output.bias": "bert/encoder/layer_{i}/attention/output/dense/bias",
+    "encoder.{i}.attention_layer_norm.gamma": "bert/encoder/layer_{i}/attention/output/LayerNorm/gamma",
+    "encoder.{i}.attention_layer_norm.beta": "bert/encoder/layer_{i}/attention/output/LayerNorm/beta",
+    "encoder.{i}.feedforward.intermediate.kernel": "bert/encoder/layer_{i}/intermediate/dense/kernel",
+    "encoder.{i}.feedforward.intermediate.bias": "bert/encoder/layer_{i}/intermediate/dense/bias",
+    "encoder.{i}.feedforward.output.kernel": "bert/encoder/layer_{i}/output/dense/kernel",
+    "encoder.{i}.feedforward.output.bias": "bert/encoder/layer_{i}/output/dense/bias",
+    "encoder.{i}.feedforward_layer_norm.gamma": "bert/encoder/layer_{i}/output/LayerNorm/gamma",
+    "encoder.{i}.feedforward_layer_norm.beta": "bert/encoder/layer_{i}/output/LayerNorm/beta",
+    "pooler.kernel": "bert/pooler/dense/kernel",
+    "pooler.bias": "bert/pooler/dense/bias",
+}
+
+
+def google_name(weight: NamedWeight) -> str:
+    """The TF1 checkpoint name of one canonical weight.
+
+    >>> from bertcourse.convert.weight_map import NamedWeight
+    >>> google_name(NamedWeight("encoder.2.feedforward.output.kernel", None))
+    'bert/encoder/layer_2/output/dense/kernel'
+    """
+    if weight.pattern not in GOOGLE_NAMES:
+        raise CheckpointError(f"{weight.name} has no place in a Google BERT checkpoint (post-LayerNorm only).")
+    return GOOGLE_NAMES[weight.pattern].format(i=weight.layer)
+
+
+def _google_weights(backbone) -> dict[str, Any]:
+    """TF1 checkpoint name -> our variable, from the canonical weight map."""
+    return {google_name(w): w.variable for w in backbone_weights(backbone)}
 
 
 def google_variable_names(backbone) -> list[str]:
-    """The TF1 checkpoint names of every weight of ``backbone``, in model order."""
-    return [name for name, _ in _variables(backbone)]
+    """The TF1 checkpoint names of every weight of ``backbone``, in model order.
+
+    >>> from bertcourse.models import BertBackbone
+    >>> names = google_variable_names(BertBackbone("tiny"))
+    >>> len(names), names[0]
+    (39, 'bert/embeddings/word_embeddings')
+    """
+    return list(_google_weights(backbone))
 
 
 def _reader(ckpt_prefix: str):
-    import tensorflow as tf
-
     prefix = str(ckpt_prefix)
     if os.path.isdir(prefix):
         found = tf.train.latest_checkpoint(prefix)
@@ -112,10 +143,6 @@ def load_google_checkpoint(ckpt_prefix: str | os.PathLike, bert_config_json: str
     Every encoder variable must be in the checkpoint and every ``bert/`` variable of the
     checkpoint must find a place; shape mismatches name the variable and the file.
     """
-    from bertcourse.models import BertBackbone
-    from bertcourse.text import WordPieceTokenizer
-    from bertcourse.text.vocab import load_vocabulary
-
     cfg_path = Path(bert_config_json)
     if not cfg_path.is_file():
         raise FileNotFoundError(f"No BERT config at {str(cfg_path)!r} (Google checkpoints ship bert_config.json).")
@@ -149,7 +176,7 @@ def load_google_checkpoint(ckpt_prefix: str | os.PathLike, bert_config_json: str
     prefix, reader = _reader(ckpt_prefix)
     shapes = reader.get_variable_to_shape_map()
     backbone = BertBackbone(config, **backbone_kwargs)
-    expected = dict(_variables(backbone))
+    expected = _google_weights(backbone)
     missing = [n for n in expected if n not in shapes]
     leftover = sorted(n for n in shapes if n not in expected and not _IGNORED.search(n))
     if missing or leftover:

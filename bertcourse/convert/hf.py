@@ -27,14 +27,21 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
+from bertcourse import errors
 from bertcourse.config import BertConfig
+from bertcourse.convert.weight_map import NamedWeight, backbone_weights
+from bertcourse.models import BertBackbone
+from bertcourse.text import WordPieceTokenizer
+from bertcourse.text.vocab import load_vocabulary, save_vocabulary
 
-__all__ = ["load_hf_bert", "save_hf_bert", "hf_weight_names", "read_hf_config", "CheckpointError",
-           "CasingMismatchError", "vocab_looks_cased"]
+__all__ = ["load_hf_bert", "save_hf_bert", "hf_weight_names", "hf_name", "HF_NAMES", "read_hf_config",
+           "CheckpointError", "CasingMismatchError", "vocab_looks_cased"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -47,8 +54,12 @@ _HEAD_PREFIXES = ("cls.",)
 _OLD_LAYER_NORM = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
 
 
-class CheckpointError(ValueError):
-    """A checkpoint directory or file cannot be loaded as BERT (the message says which file/tensor)."""
+class CheckpointError(errors.CheckpointError, errors.ModelLoadError):
+    """A checkpoint directory or file cannot be loaded as BERT (the one-line message names the file/tensor).
+
+    Both a :class:`bertcourse.errors.CheckpointError` and a :class:`bertcourse.errors.ModelLoadError`, so a
+    front end catching either (or :class:`bertcourse.errors.BertcourseError`) prints it as one line.
+    """
 
 
 class CasingMismatchError(CheckpointError):
@@ -56,28 +67,51 @@ class CasingMismatchError(CheckpointError):
 
 
 # ----------------------------------------------------------------------------- names
-def _variables(backbone) -> Iterator[tuple[str, Any, bool]]:
-    """(Hugging Face name without prefix, our variable, transpose?) for every weight of ``backbone``."""
-    emb = backbone.embeddings
-    yield "embeddings.word_embeddings.weight", emb.token_embedding.embeddings, False
-    yield "embeddings.position_embeddings.weight", emb.position_embeddings, False
-    yield "embeddings.token_type_embeddings.weight", emb.segment_embedding.embeddings, False
-    yield "embeddings.LayerNorm.weight", emb.layer_norm.gamma, False
-    yield "embeddings.LayerNorm.bias", emb.layer_norm.beta, False
-    for i, block in enumerate(backbone.encoder_layers):
-        p = f"encoder.layer.{i}."
-        att, ff = block.attention, block.feedforward
-        for hf, dense in (("attention.self.query", att.query_dense), ("attention.self.key", att.key_dense),
-                          ("attention.self.value", att.value_dense), ("attention.output.dense", att.output_dense),
-                          ("intermediate.dense", ff.intermediate_dense), ("output.dense", ff.output_dense)):
-            yield p + hf + ".weight", dense.kernel, True
-            yield p + hf + ".bias", dense.bias, False
-        for hf, norm in (("attention.output.LayerNorm", block.attention_layer_norm),
-                         ("output.LayerNorm", block.feedforward_layer_norm)):
-            yield p + hf + ".weight", norm.gamma, False
-            yield p + hf + ".bias", norm.beta, False
-    yield "pooler.dense.weight", backbone.pooler.kernel, True
-    yield "pooler.dense.bias", backbone.pooler.bias, False
+# Canonical name (bertcourse.convert.weight_map) -> Hugging Face tensor name (without a "bert." prefix).
+# Every ".kernel" is a dense kernel: stored transposed, as PyTorch's [out, in].
+HF_NAMES = {
+    "embeddings.token": "embeddings.word_embeddings.weight",
+    "embeddings.position": "embeddings.position_embeddings.weight",
+    "embeddings.segment": "embeddings.token_type_embeddings.weight",
+    "embeddings.layer_norm.gamma": "embeddings.LayerNorm.weight",
+    "embeddings.layer_norm.beta": "embeddings.LayerNorm.bias",
+    "encoder.{i}.attention.query.kernel": "encoder.layer.{i}.attention.self.query.weight",
+    "encoder.{i}.attention.query.bias": "encoder.layer.{i}.attention.self.query.bias",
+    "encoder.{i}.attention.key.kernel": "encoder.layer.{i}.attention.self.key.weight",
+    "encoder.{i}.attention.key.bias": "encoder.layer.{i}.attention.self.key.bias",
+    "encoder.{i}.attention.value.kernel": "encoder.layer.{i}.attention.self.value.weight",
+    "encoder.{i}.attention.value.bias": "encoder.layer.{i}.attention.self.value.bias",
+    "encoder.{i}.attention.output.kernel": "encoder.layer.{i}.attention.output.dense.weight",
+    "encoder.{i}.attention.output.bias": "encoder.layer.{i}.attention.output.dense.bias",
+    "encoder.{i}.attention_layer_norm.gamma": "encoder.layer.{i}.attention.output.LayerNorm.weight",
+    "encoder.{i}.attention_layer_norm.beta": "encoder.layer.{i}.attention.output.LayerNorm.bias",
+    "encoder.{i}.feedforward.intermediate.kernel": "encoder.layer.{i}.intermediate.dense.weight",
+    "encoder.{i}.feedforward.intermediate.bias": "encoder.layer.{i}.intermediate.dense.bias",
+    "encoder.{i}.feedforward.output.kernel": "encoder.layer.{i}.output.dense.weight",
+    "encoder.{i}.feedforward.output.bias": "encoder.layer.{i}.output.dense.bias",
+    "encoder.{i}.feedforward_layer_norm.gamma": "encoder.layer.{i}.output.LayerNorm.weight",
+    "encoder.{i}.feedforward_layer_norm.beta": "encoder.layer.{i}.output.LayerNorm.bias",
+    "pooler.kernel": "pooler.dense.weight",
+    "pooler.bias": "pooler.dense.bias",
+}
+
+
+def hf_name(weight: NamedWeight) -> str:
+    """The Hugging Face tensor name of one canonical weight.
+
+    >>> from bertcourse.convert.weight_map import NamedWeight
+    >>> hf_name(NamedWeight("encoder.3.attention.query.kernel", None))
+    'encoder.layer.3.attention.self.query.weight'
+    """
+    if weight.pattern not in HF_NAMES:
+        raise CheckpointError(f"{weight.name} has no place in a Hugging Face BERT checkpoint (BertModel is "
+                              "post-LayerNorm, without a final LayerNorm).")
+    return HF_NAMES[weight.pattern].format(i=weight.layer)
+
+
+def _hf_weights(backbone) -> dict[str, tuple[Any, bool]]:
+    """Hugging Face name -> (our variable, transpose?), from the canonical weight map."""
+    return {hf_name(w): (w.variable, w.is_kernel) for w in backbone_weights(backbone)}
 
 
 def hf_weight_names(backbone, prefix: str = "") -> list[str]:
@@ -88,7 +122,7 @@ def hf_weight_names(backbone, prefix: str = "") -> list[str]:
     >>> len(names), names[0], names[-1]
     (39, 'embeddings.word_embeddings.weight', 'pooler.dense.bias')
     """
-    return [prefix + name for name, _, _ in _variables(backbone)]
+    return [prefix + name for name in _hf_weights(backbone)]
 
 
 # ----------------------------------------------------------------------------- reading
@@ -144,9 +178,6 @@ def _read_tensors(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
                 "code); convert it once with transformers: model.save_pretrained(dir, safe_serialization=True)."
                 if pickles else "")
         raise CheckpointError(f"{str(root)!r} has no {WEIGHTS_FILE} (found: {_listing(root)}).{hint}")
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, TypeError) as err:
@@ -247,10 +278,6 @@ def load_hf_bert(path: str | os.PathLike, lowercase: bool | None = None, strict:
         FileNotFoundError / CheckpointError naming the file and tensor when the directory is not
         a BERT checkpoint, a tensor is missing, left over or has the wrong shape.
     """
-    from bertcourse.models import BertBackbone
-    from bertcourse.text import WordPieceTokenizer
-    from bertcourse.text.vocab import load_vocabulary
-
     root = _require_dir(path)
     config, raw = read_hf_config(root)
     vocab_path = root / VOCAB_FILE
@@ -268,7 +295,7 @@ def load_hf_bert(path: str | os.PathLike, lowercase: bool | None = None, strict:
     do_lower, strip_accents = _casing(root, raw, tokens, lowercase, vocab_path)
 
     backbone = BertBackbone(config, **backbone_kwargs)
-    expected = {name: (var, transpose) for name, var, transpose in _variables(backbone)}
+    expected = _hf_weights(backbone)
     missing = [n for n in expected if n not in tensors]
     unexpected = sorted(n for n in tensors if n not in expected)
     if unexpected or (missing and strict):
@@ -318,10 +345,6 @@ def save_hf_bert(backbone, tokenizer, path: str | os.PathLike, prefix: str = "")
     ``transformers``, dense kernels transposed back to ``[out, in]``; ``prefix="bert."`` for the
     ``BertForPreTraining`` naming), ``vocab.txt`` and ``tokenizer_config.json``. Returns the directory.
     """
-    from safetensors.numpy import save_file
-
-    from bertcourse.text.vocab import save_vocabulary
-
     if getattr(backbone, "normalize_first", False):
         raise CheckpointError("Hugging Face's BertModel is post-LayerNorm only; this backbone has "
                               "normalize_first=True (pre-LN), which no BERT checkpoint can express.")
@@ -333,7 +356,7 @@ def save_hf_bert(backbone, tokenizer, path: str | os.PathLike, prefix: str = "")
         raise CheckpointError(f"The tokenizer has {len(vocab)} tokens but the backbone's token table only "
                               f"{config.vocab_size} rows.")
     tensors = {}
-    for name, var, transpose in _variables(backbone):
+    for name, (var, transpose) in _hf_weights(backbone).items():
         value = np.asarray(var.numpy() if hasattr(var, "numpy") else var)
         tensors[prefix + name] = np.ascontiguousarray(value.T if transpose else value)
     save_file(tensors, str(root / WEIGHTS_FILE), metadata={"format": "pt"})

@@ -16,15 +16,20 @@ and the outputs agree to float32 round-off (see ``tests/test_backbone_parity.py`
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
 
+import keras
+import keras_hub
 import numpy as np
 
 from bertcourse.config import BertConfig
+from bertcourse.convert.weight_map import attention_weights, backbone_weights, encoder_block_weights
+from bertcourse.layers import get_activation
+from bertcourse.models import BertBackbone
 
 __all__ = ["from_keras_hub", "to_keras_hub", "config_from_keras_hub", "keras_hub_kwargs",
            "copy_weights_from_keras_hub", "copy_weights_to_keras_hub", "WeightShapeError",
-           "attention_to_keras", "encoder_block_to_keras_hub"]
+           "attention_to_keras", "encoder_block_to_keras_hub", "keras_hub_variable", "KERAS_HUB_NAMES",
+           "KERAS_HUB_BLOCK_NAMES", "KERAS_HUB_ATTENTION_NAMES"]
 
 
 class WeightShapeError(ValueError):
@@ -57,37 +62,67 @@ def keras_hub_kwargs(config: BertConfig) -> dict:
                 num_segments=config.type_vocab_size)
 
 
-def _pairs(ours, kh) -> Iterator[tuple[str, object, object, tuple]]:
-    """(name, our variable, keras-hub variable, keras-hub shape as ours sees it)."""
-    cfg = ours.config
-    h, n, d = cfg.hidden_size, cfg.num_heads, cfg.head_size
-    emb = ours.embeddings
-    yield "token_embedding", emb.token_embedding.embeddings, kh.token_embedding.embeddings, None
-    yield "position_embedding", emb.position_embeddings, kh.position_embedding.position_embeddings, None
-    yield "segment_embedding", emb.segment_embedding.embeddings, kh.segment_embedding.embeddings, None
-    yield "embeddings_layer_norm.gamma", emb.layer_norm.gamma, kh.embeddings_layer_norm.gamma, None
-    yield "embeddings_layer_norm.beta", emb.layer_norm.beta, kh.embeddings_layer_norm.beta, None
-    for i, (block, khb) in enumerate(zip(ours.encoder_layers, kh.transformer_layers)):
-        att, kha = block.attention, khb._self_attention_layer
-        p = f"layer_{i}."
-        for ours_dense, kh_dense, nm in ((att.query_dense, kha._query_dense, "query"),
-                                         (att.key_dense, kha._key_dense, "key"),
-                                         (att.value_dense, kha._value_dense, "value")):
-            yield p + nm + ".kernel", ours_dense.kernel, kh_dense.kernel, (h, n, d)   # [h, h] <-> [h, n, d]
-            yield p + nm + ".bias", ours_dense.bias, kh_dense.bias, (n, d)            # [h]    <-> [n, d]
-        yield p + "attention_output.kernel", att.output_dense.kernel, kha._output_dense.kernel, (n, d, h)
-        yield p + "attention_output.bias", att.output_dense.bias, kha._output_dense.bias, None
-        yield p + "attention_layer_norm.gamma", block.attention_layer_norm.gamma, khb._self_attention_layer_norm.gamma, None
-        yield p + "attention_layer_norm.beta", block.attention_layer_norm.beta, khb._self_attention_layer_norm.beta, None
-        ff = block.feedforward
-        yield p + "intermediate.kernel", ff.intermediate_dense.kernel, khb._feedforward_intermediate_dense.kernel, None
-        yield p + "intermediate.bias", ff.intermediate_dense.bias, khb._feedforward_intermediate_dense.bias, None
-        yield p + "output.kernel", ff.output_dense.kernel, khb._feedforward_output_dense.kernel, None
-        yield p + "output.bias", ff.output_dense.bias, khb._feedforward_output_dense.bias, None
-        yield p + "feedforward_layer_norm.gamma", block.feedforward_layer_norm.gamma, khb._feedforward_layer_norm.gamma, None
-        yield p + "feedforward_layer_norm.beta", block.feedforward_layer_norm.beta, khb._feedforward_layer_norm.beta, None
-    yield "pooler.kernel", ours.pooler.kernel, kh.pooled_dense.kernel, None
-    yield "pooler.bias", ours.pooler.bias, kh.pooled_dense.bias, None
+# Canonical name (bertcourse.convert.weight_map) -> attribute path in keras_hub.models.BertBackbone.
+# Inside an encoder block the path is KERAS_HUB_BLOCK_NAMES' (a keras_hub.layers.TransformerEncoder);
+# inside the attention, KERAS_HUB_ATTENTION_NAMES' (a keras.layers.MultiHeadAttention).
+KERAS_HUB_ATTENTION_NAMES = {
+    "query.kernel": "_query_dense.kernel",            # [h, h]  <-> [h, heads, head_size]
+    "query.bias": "_query_dense.bias",                # [h]     <-> [heads, head_size]
+    "key.kernel": "_key_dense.kernel",
+    "key.bias": "_key_dense.bias",
+    "value.kernel": "_value_dense.kernel",
+    "value.bias": "_value_dense.bias",
+    "output.kernel": "_output_dense.kernel",          # [h, h]  <-> [heads, head_size, h]
+    "output.bias": "_output_dense.bias",
+}
+KERAS_HUB_BLOCK_NAMES = {
+    **{"attention." + k: "_self_attention_layer." + v for k, v in KERAS_HUB_ATTENTION_NAMES.items()},
+    "attention_layer_norm.gamma": "_self_attention_layer_norm.gamma",
+    "attention_layer_norm.beta": "_self_attention_layer_norm.beta",
+    "feedforward.intermediate.kernel": "_feedforward_intermediate_dense.kernel",
+    "feedforward.intermediate.bias": "_feedforward_intermediate_dense.bias",
+    "feedforward.output.kernel": "_feedforward_output_dense.kernel",
+    "feedforward.output.bias": "_feedforward_output_dense.bias",
+    "feedforward_layer_norm.gamma": "_feedforward_layer_norm.gamma",
+    "feedforward_layer_norm.beta": "_feedforward_layer_norm.beta",
+}
+KERAS_HUB_NAMES = {
+    "embeddings.token": "token_embedding.embeddings",
+    "embeddings.position": "position_embedding.position_embeddings",
+    "embeddings.segment": "segment_embedding.embeddings",
+    "embeddings.layer_norm.gamma": "embeddings_layer_norm.gamma",
+    "embeddings.layer_norm.beta": "embeddings_layer_norm.beta",
+    **{"encoder.{i}." + k: "transformer_layers.{i}." + v for k, v in KERAS_HUB_BLOCK_NAMES.items()},
+    "pooler.kernel": "pooled_dense.kernel",
+    "pooler.bias": "pooled_dense.bias",
+}
+
+
+def keras_hub_variable(model, path: str):
+    """The variable at an attribute path such as ``"transformer_layers.0._query_dense.kernel"``.
+
+    >>> keras_hub_variable({"a": [None, {"b": 7}]}, "a.1.b")
+    7
+    """
+    obj = model
+    for part in path.split("."):
+        if part.isdigit():
+            obj = obj[int(part)]
+        elif isinstance(obj, dict):
+            obj = obj[part]
+        else:
+            obj = getattr(obj, part)
+    return obj
+
+
+def _pairs(weights, table: dict, kh) -> list[tuple[str, object, object]]:
+    """(canonical name, our variable, keras-hub variable) for canonical ``weights`` through ``table``."""
+    out = []
+    for w in weights:
+        if w.pattern not in table:
+            raise WeightShapeError(f"{w.name} has no counterpart in keras-hub's BERT (post-LayerNorm only).")
+        out.append((w.name, w.variable, keras_hub_variable(kh, table[w.pattern].format(i=w.layer))))
+    return out
 
 
 def _check_structure(ours, kh) -> None:
@@ -113,15 +148,15 @@ def _copy(name, src, dst_var):
 def copy_weights_from_keras_hub(kh_backbone, backbone) -> None:
     """Copy every weight of a keras-hub ``BertBackbone`` into one of ours (same shapes), in place."""
     _check_structure(backbone, kh_backbone)
-    for name, ours_var, kh_var, _ in _pairs(backbone, kh_backbone):
-        _copy(name, kh_var.numpy() if hasattr(kh_var, "numpy") else kh_var, ours_var)
+    for name, ours_var, kh_var in _pairs(backbone_weights(backbone), KERAS_HUB_NAMES, kh_backbone):
+        _copy(name, keras.ops.convert_to_numpy(kh_var), ours_var)
 
 
 def copy_weights_to_keras_hub(backbone, kh_backbone) -> None:
     """Copy every weight of our ``BertBackbone`` into a keras-hub one (same shapes), in place."""
     _check_structure(backbone, kh_backbone)
-    for name, ours_var, kh_var, _ in _pairs(backbone, kh_backbone):
-        _copy(name, ours_var.numpy() if hasattr(ours_var, "numpy") else ours_var, kh_var)
+    for name, ours_var, kh_var in _pairs(backbone_weights(backbone), KERAS_HUB_NAMES, kh_backbone):
+        _copy(name, keras.ops.convert_to_numpy(ours_var), kh_var)
 
 
 def from_keras_hub(kh_backbone, **backbone_kwargs):
@@ -130,8 +165,6 @@ def from_keras_hub(kh_backbone, **backbone_kwargs):
     ``backbone_kwargs`` go to our constructor (``output_attention_scores=True``, ``dtype=...``).
     It is built with ``hidden_act="gelu_approximate"``, as keras-hub computes.
     """
-    from bertcourse.models import BertBackbone
-
     backbone_kwargs.setdefault("dtype", kh_backbone.dtype_policy)
     ours = BertBackbone(config_from_keras_hub(kh_backbone), **backbone_kwargs)
     copy_weights_from_keras_hub(kh_backbone, ours)
@@ -144,8 +177,6 @@ def to_keras_hub(backbone, **kh_kwargs):
     keras-hub has no option for the exact GELU, separate attention dropout or another
     LayerNorm epsilon: converting such a model warns that outputs will differ slightly.
     """
-    import keras_hub
-
     cfg = backbone.config
     problems = []
     if cfg.hidden_act != "gelu_approximate":
@@ -169,36 +200,17 @@ def to_keras_hub(backbone, **kh_kwargs):
 
 
 # ---------------------------------------------------------------------------- single layers
-def _assign(name, var, value):
-    value = np.asarray(value)
-    if tuple(var.shape) != value.shape:
-        raise WeightShapeError(f"Weight {name!r}: expected shape {tuple(var.shape)}, got {value.shape}.")
-    var.assign(value)
-
-
-def _copy_attention(att, mha) -> None:
-    h, n = att.hidden_size, att.num_heads
-    d = h // n
-    for ours, theirs, nm in ((att.query_dense, mha._query_dense, "query"), (att.key_dense, mha._key_dense, "key"),
-                             (att.value_dense, mha._value_dense, "value")):
-        _assign(nm + ".kernel", theirs.kernel, np.asarray(ours.kernel).reshape(h, n, d))
-        _assign(nm + ".bias", theirs.bias, np.asarray(ours.bias).reshape(n, d))
-    _assign("output.kernel", mha._output_dense.kernel, np.asarray(att.output_dense.kernel).reshape(n, d, h))
-    _assign("output.bias", mha._output_dense.bias, np.asarray(att.output_dense.bias))
-
-
 def attention_to_keras(layer):
     """A built ``keras.layers.MultiHeadAttention`` computing the same function as our built
     ``MultiHeadSelfAttention`` (call it as ``mha(x, x, attention_mask=...)``)."""
-    import keras
-
     if not layer.built:
         raise ValueError("Build (call) the attention layer first, so its hidden size is known.")
     h = layer.hidden_size
     mha = keras.layers.MultiHeadAttention(num_heads=layer.num_heads, key_dim=h // layer.num_heads,
                                           dropout=layer.dropout, dtype=layer.dtype_policy)
     mha.build((None, None, h), (None, None, h))
-    _copy_attention(layer, mha)
+    for name, ours, theirs in _pairs(attention_weights(layer), KERAS_HUB_ATTENTION_NAMES, mha):
+        _copy(name, keras.ops.convert_to_numpy(ours), theirs)
     return mha
 
 
@@ -207,10 +219,6 @@ def encoder_block_to_keras_hub(block):
 
     keras-hub has one dropout rate (``hidden_dropout`` is used) and takes the activation as a function.
     """
-    import keras_hub
-
-    from bertcourse.layers._utils import get_activation
-
     if not block.built:
         raise ValueError("Build (call) the encoder block first, so its hidden size is known.")
     h = block.attention.hidden_size
@@ -219,11 +227,6 @@ def encoder_block_to_keras_hub(block):
         activation=get_activation(block.hidden_act), layer_norm_epsilon=block.layer_norm_epsilon,
         normalize_first=block.normalize_first, dtype=block.dtype_policy)
     ref.build((None, None, h))
-    _copy_attention(block.attention, ref._self_attention_layer)
-    for ours, theirs in ((block.attention_layer_norm, ref._self_attention_layer_norm),
-                         (block.feedforward.intermediate_dense, ref._feedforward_intermediate_dense),
-                         (block.feedforward.output_dense, ref._feedforward_output_dense),
-                         (block.feedforward_layer_norm, ref._feedforward_layer_norm)):
-        for o, t in zip(ours.weights, theirs.weights):
-            _assign(o.path, t, np.asarray(o))
+    for name, ours, theirs in _pairs(encoder_block_weights(block), KERAS_HUB_BLOCK_NAMES, ref):
+        _copy(name, keras.ops.convert_to_numpy(ours), theirs)
     return ref

@@ -1,41 +1,12 @@
-"""Small helpers shared by the layers (not part of the public API)."""
+"""TRANSITIONAL: the old private home of the layer helpers, kept only until models/backbone.py and the task
+heads import the public modules (``bertcourse.layers.initializers`` / ``bertcourse.layers.activations``, or
+simply ``from bertcourse.layers import bert_initializer``). The import-linter contract "no package imports
+bertcourse.layers._utils" lists the remaining users; delete this file when it passes.
 
-from __future__ import annotations
+>>> from bertcourse.layers._utils import bert_initializer
+>>> bert_initializer(0.02).get_config()["stddev"]
+0.02
+"""
 
-import keras
-
-ACTIVATIONS = ("gelu", "gelu_approximate", "relu", "tanh")
-
-
-def clone_initializer(initializer):
-    """A fresh copy, so two weights never share one stateful (seeded) initializer."""
-    initializer = keras.initializers.get(initializer)
-    if not isinstance(initializer, keras.initializers.Initializer):
-        return initializer
-    return initializer.__class__.from_config(initializer.get_config())
-
-
-def bert_initializer(initializer_range: float = 0.02):
-    """BERT's weight initializer: a normal of std ``initializer_range`` truncated at 2 std."""
-    return keras.initializers.TruncatedNormal(stddev=initializer_range)
-
-
-def gelu_exact(x):
-    """BERT's GELU: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``."""
-    return keras.activations.gelu(x, approximate=False)
-
-
-def gelu_approximate(x):
-    """The tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (keras-hub's)."""
-    return keras.activations.gelu(x, approximate=True)
-
-
-def get_activation(name: str):
-    """``"gelu"`` (exact, erf, as in BERT), ``"gelu_approximate"`` (tanh, keras-hub), ``"relu"``, ``"tanh"``."""
-    if name == "gelu":
-        return gelu_exact
-    if name == "gelu_approximate":
-        return gelu_approximate
-    if name in ("relu", "tanh"):
-        return keras.activations.get(name)
-    raise ValueError(f"Unknown activation {name!r}; expected one of {ACTIVATIONS}.")
+from bertcourse.layers.activations import ACTIVATIONS, gelu_approximate, gelu_exact, get_activation  # noqa: F401
+from bertcourse.layers.initializers import bert_initializer, clone_initializer  # noqa: F401

@@ -31,9 +31,9 @@ import math
 import keras
 from keras import ops
 
-from bertcourse.layers._utils import clone_initializer
+from bertcourse.layers.initializers import clone_initializer
 
-__all__ = ["MultiHeadSelfAttention", "mask_value", "merge_masks"]
+__all__ = ["MultiHeadSelfAttention", "mask_value", "merge_masks", "gather_rows"]
 
 
 def mask_value(dtype) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from bertcourse.layers._utils import bert_initializer, clone_initializer
+from bertcourse.layers.initializers import bert_initializer, clone_initializer
 
 __all__ = ["BertEmbeddings", "SequenceTooLongError", "check_sequence_length"]
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import keras
 
-from bertcourse.layers._utils import ACTIVATIONS, bert_initializer, clone_initializer
+from bertcourse.layers.activations import ACTIVATIONS
 from bertcourse.layers.attention import MultiHeadSelfAttention, gather_rows
 from bertcourse.layers.feedforward import FeedForward
+from bertcourse.layers.initializers import bert_initializer, clone_initializer
 
 __all__ = ["EncoderBlock"]
 

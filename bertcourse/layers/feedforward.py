@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import keras
 
-from bertcourse.layers._utils import ACTIVATIONS, clone_initializer, get_activation
+from bertcourse.layers.activations import ACTIVATIONS, get_activation
+from bertcourse.layers.initializers import clone_initializer
 
 __all__ = ["FeedForward"]
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from bertcourse.layers._utils import bert_initializer, get_activation
+from bertcourse.layers.activations import get_activation
+from bertcourse.layers.initializers import bert_initializer
 
 __all__ = ["MaskedLMHead", "NextSentenceHead"]
 
