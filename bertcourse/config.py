@@ -9,6 +9,9 @@ against keras-hub's ``BertBackbone``.
 (12, 768, 12)
 >>> round(cfg.num_parameters() / 1e6, 1)   # the "110M" of the BERT paper
 109.5
+>>> pre_ln = BertConfig.preset("tiny", normalize_first=True)   # architecture travels with the config
+>>> BertConfig.from_json(pre_ln.to_json()).normalize_first
+True
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class BertConfig:
     layer_norm_epsilon: float = 1e-12
     hidden_act: str = "gelu"  # exact erf GELU, as in BERT; "gelu_approximate" is keras-hub's
     initializer_range: float = 0.02
+    # Pre-LayerNorm blocks plus a final LayerNorm (Xiong et al. 2020; GPT-2), not BERT's post-LN.
+    # Hugging Face's BertModel cannot express it: to_hf_dict refuses it.
+    normalize_first: bool = False
 
     def __post_init__(self) -> None:
         positive_ints = ("vocab_size", "num_layers", "hidden_size", "num_heads", "intermediate_size",
@@ -103,6 +109,8 @@ class BertConfig:
             raise ValueError(f"initializer_range must be > 0, got {self.initializer_range!r}.")
         if self.hidden_act not in _ACTIVATIONS:
             raise ValueError(f"hidden_act must be one of {_ACTIVATIONS}, got {self.hidden_act!r}.")
+        if not isinstance(self.normalize_first, bool):
+            raise ValueError(f"BertConfig.normalize_first must be True or False, got {self.normalize_first!r}.")
 
     def _divisor_hint(self) -> int:
         return max(d for d in range(1, min(self.hidden_size, 64) + 1) if self.hidden_size % d == 0)
@@ -154,6 +162,11 @@ class BertConfig:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
+        """Our field names (what ``from_dict`` and ``BertBackbone(config=...)`` read back).
+
+        >>> BertConfig.from_dict(BertConfig.preset("tiny").to_dict()) == BertConfig.preset("tiny")
+        True
+        """
         return dataclasses.asdict(self)
 
     @classmethod
@@ -169,7 +182,7 @@ class BertConfig:
 
     @classmethod
     def from_hf_dict(cls, data: dict[str, Any]) -> "BertConfig":
-        """Read a Hugging Face BERT ``config.json`` dict (other keys are ignored)."""
+        """Read a Hugging Face BERT ``config.json`` dict (other keys are ignored; always post-LN)."""
         model_type = data.get("model_type", "bert")
         if model_type != "bert":
             raise ValueError(f"Not a BERT config: model_type is {model_type!r} (expected 'bert').")
@@ -188,7 +201,19 @@ class BertConfig:
         return cls(**fields)
 
     def to_hf_dict(self) -> dict[str, Any]:
-        """The Hugging Face ``config.json`` form of this config."""
+        """The Hugging Face ``config.json`` form of this config (post-LN only).
+
+        >>> BertConfig.preset("tiny").to_hf_dict()["num_hidden_layers"]
+        2
+        >>> BertConfig.preset("tiny", normalize_first=True).to_hf_dict()
+        Traceback (most recent call last):
+        ...
+        ValueError: This BertConfig has normalize_first=True (pre-LN blocks + a final LayerNorm), which Hugging Face's BertModel cannot express (it is post-LN only); keep it in bertcourse's own format (to_json() / a run directory).
+        """
+        if self.normalize_first:
+            raise ValueError("This BertConfig has normalize_first=True (pre-LN blocks + a final LayerNorm), which "
+                             "Hugging Face's BertModel cannot express (it is post-LN only); keep it in bertcourse's "
+                             "own format (to_json() / a run directory).")
         out: dict[str, Any] = {"architectures": ["BertModel"], "model_type": "bert",
                                "position_embedding_type": "absolute", "pad_token_id": 0}
         for hf_key, field in _HF_KEYS.items():

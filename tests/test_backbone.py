@@ -254,7 +254,7 @@ def test_pre_ln_backbone_ends_in_a_layer_norm_and_round_trips(tmp_path):
     path = tmp_path / "pre.keras"
     pre.save(path)
     again = keras.saving.load_model(path)
-    assert again.normalize_first
+    assert again.normalize_first and again.config.normalize_first
     np.testing.assert_allclose(np.asarray(again(x)["sequence_output"]), seq, atol=1e-6)
 
 
@@ -266,3 +266,57 @@ def test_pre_ln_cannot_be_saved_as_a_hugging_face_bert(tmp_path):
     tok = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])
     with pytest.raises(CheckpointError, match="post-LayerNorm only"):
         save_hf_bert(pre, tok, tmp_path)
+
+
+def test_normalize_first_comes_from_the_config_and_the_kwarg_overrides_it():
+    from_config = BertBackbone(BertConfig.preset("tiny", vocab_size=50, normalize_first=True))
+    assert from_config.normalize_first and from_config.final_layer_norm is not None
+    assert all(block.normalize_first for block in from_config.encoder_layers)
+    overridden = BertBackbone(BertConfig.preset("tiny", vocab_size=50), normalize_first=True)
+    assert overridden.config.normalize_first  # the override is written into the config ...
+    config = overridden.get_config()
+    assert config["config"]["normalize_first"] and "normalize_first" not in config
+    assert BertBackbone.from_config(config).normalize_first  # ... so get_config round trips
+    back = BertBackbone(BertConfig.preset("tiny", vocab_size=50, normalize_first=True), normalize_first=False)
+    assert not back.normalize_first and back.final_layer_norm is None
+    # a get_config written before the field moved: a top-level key, a config without it
+    old = dict(BertBackbone(BertConfig.preset("tiny", vocab_size=50)).get_config(), normalize_first=True)
+    del old["config"]["normalize_first"]
+    assert BertBackbone.from_config(old).normalize_first
+
+
+def _ids(token_ids, segment_ids=None):
+    token_ids = np.asarray(token_ids, "int32")
+    segs = np.zeros_like(token_ids) if segment_ids is None else np.asarray(segment_ids, "int32")
+    return {"token_ids": token_ids, "segment_ids": segs, "padding_mask": np.ones_like(token_ids)}
+
+
+@pytest.mark.parametrize("ids,segs,match", [
+    ([[5, -1, 7]], None, r"'token_ids' holds -1 at \[0, 1\], outside the vocabulary: token ids must be in "
+                         r"\[0, 200\) \(vocab_size=200\)"),
+    ([[5, 6], [7, 200]], None, r"'token_ids' holds 200 at \[1, 1\].*\[0, 200\)"),
+    ([[5, 6, 7]], [[0, 1, 2]], r"'segment_ids' holds 2 at \[0, 2\], outside the segment table: segment ids must "
+                               r"be in \[0, 2\) \(type_vocab_size=2\)"),
+    ([[5, 6, 7]], [[0, -1, 0]], r"'segment_ids' holds -1"),
+], ids=["token_minus_1", "token_vocab_size", "segment_2", "segment_minus_1"])
+def test_out_of_range_ids_are_a_clear_model_input_error(model, ids, segs, match):
+    """Issue 14 item 9: -1 silently read the last row; >= vocab_size / segment 2 gave raw InvalidArgumentErrors."""
+    import tensorflow as tf
+
+    from bertcourse.errors import BertcourseError, ModelInputError
+
+    with pytest.raises(ModelInputError, match=match) as info:
+        model(_ids(ids, segs))
+    assert isinstance(info.value, BertcourseError) and isinstance(info.value, ValueError)
+    with pytest.raises(ModelInputError):  # eager TensorFlow tensors are checked too
+        model({k: tf.constant(v) for k, v in _ids(ids, segs).items()})
+
+
+def test_value_check_skips_symbolic_calls(model):
+    """Graph calls cannot see values: tf.function traces (and Keras' fit/predict) are not checked."""
+    import tensorflow as tf
+
+    good = _ids([[5, 6, 7]])
+    np.testing.assert_allclose(_np(tf.function(lambda x: model(x)["pooled_output"])(good)),
+                               _np(model(good)["pooled_output"]), atol=1e-6)
+    assert _np(model(_ids(np.zeros((0, 3))))["sequence_output"]).shape == (0, 3, SMALL.hidden_size)

@@ -131,3 +131,27 @@ def test_hf_config_errors():
         BertConfig.from_json("/nonexistent/config.json")
     with pytest.raises(ValueError, match="not valid JSON"):
         BertConfig.from_json("{not json")
+
+
+def test_normalize_first_is_part_of_the_config(tmp_path):
+    """Pre-LN is architecture: it travels with to_dict/from_dict and JSON, not in a side file."""
+    assert BertConfig().normalize_first is False
+    pre = BertConfig.preset("tiny", normalize_first=True)
+    assert pre.to_dict()["normalize_first"] is True
+    assert BertConfig.from_dict(pre.to_dict()) == pre
+    pre.to_json(tmp_path / "config.json")
+    assert BertConfig.from_json(tmp_path / "config.json") == pre
+    old = BertConfig.preset("tiny").to_dict()
+    del old["normalize_first"]  # a config.json written before the field existed
+    assert BertConfig.from_dict(old).normalize_first is False
+    with pytest.raises(ValueError, match="normalize_first must be True or False"):
+        BertConfig(normalize_first="yes")
+
+
+def test_hugging_face_configs_are_post_ln_and_pre_ln_is_refused():
+    assert BertConfig.from_hf_dict(HF_BERT_BASE_UNCASED).normalize_first is False
+    assert "normalize_first" not in BertConfig.preset("tiny").to_hf_dict()
+    with pytest.raises(ValueError, match="normalize_first=True .* BertModel cannot express"):
+        BertConfig.preset("tiny", normalize_first=True).to_hf_dict()
+    with pytest.raises(ValueError, match="post-LN only"):
+        BertConfig.preset("tiny", normalize_first=True).to_json(hf=True)
