@@ -218,3 +218,58 @@ def test_casing_mismatch(tiny, tmp_path):
         warnings.simplefilter("error")
         _, tok = load_hf_bert(path)
     assert tok.lowercase is False
+
+
+# ----------------------------------------------------------------------------- one-line load errors
+def _truncate(path):
+    data = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def _weights_as_directory(path):
+    (path / "model.safetensors").unlink()
+    (path / "model.safetensors").mkdir()
+
+
+BROKEN = {
+    "corrupt config.json": ("config.json", lambda p: (p / "config.json").write_text("{not json")),
+    "empty config.json": ("config.json", lambda p: (p / "config.json").write_text("")),
+    "binary config.json": ("config.json", lambda p: (p / "config.json").write_bytes(b"\xff\xfe\x00garbage")),
+    "non-BERT config.json": ("config.json", lambda p: (p / "config.json").write_text('{"model_type": "gpt2"}')),
+    "impossible config.json": ("config.json", lambda p: (p / "config.json").write_text(
+        '{"model_type": "bert", "hidden_size": 10, "num_attention_heads": 3}')),
+    "truncated model.safetensors": ("model.safetensors", _truncate),
+    "empty model.safetensors": ("model.safetensors", lambda p: (p / "model.safetensors").write_bytes(b"")),
+    "missing model.safetensors": ("model.safetensors", lambda p: (p / "model.safetensors").unlink()),
+    "model.safetensors is a directory": ("model.safetensors", _weights_as_directory),
+    "missing vocab.txt": ("vocab.txt", lambda p: (p / "vocab.txt").unlink()),
+    "empty vocab.txt": ("vocab.txt", lambda p: (p / "vocab.txt").write_text("")),
+    "binary vocab.txt": ("vocab.txt", lambda p: (p / "vocab.txt").write_bytes(b"\xff\xfe\x00abc\n")),
+    "corrupt tokenizer_config.json": ("tokenizer_config.json",
+                                      lambda p: (p / "tokenizer_config.json").write_text("{")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_directory_is_one_line_model_load_error(tiny, tmp_path, case):
+    """What the CLI prints: a bertcourse.errors.ModelLoadError, one line, naming the file at fault."""
+    from bertcourse import errors
+
+    filename, breaks = BROKEN[case]
+    path = _copy(tiny[2], tmp_path)
+    breaks(path)
+    with pytest.raises(errors.ModelLoadError) as info:
+        load_hf_bert(path)
+    message = str(info.value)
+    assert isinstance(info.value, errors.BertcourseError) and isinstance(info.value, CheckpointError)
+    assert "\n" not in message, message
+    assert filename in message, message
+
+
+def test_a_file_instead_of_a_directory_is_a_model_load_error(tiny):
+    from bertcourse import errors
+    from bertcourse.convert import CheckpointError as exported
+
+    assert exported is CheckpointError and issubclass(CheckpointError, errors.CheckpointError)
+    with pytest.raises(errors.ModelLoadError, match=r"config\.json' is a file.*DIRECTORY"):
+        load_hf_bert(tiny[2] / "config.json")

@@ -37,11 +37,10 @@ import numpy as np
 import tensorflow as tf
 
 from bertcourse.config import BertConfig
-from bertcourse.convert.hf import CasingMismatchError, CheckpointError, vocab_looks_cased
+from bertcourse.convert.hf import CasingMismatchError, CheckpointError, read_vocab_file, vocab_looks_cased
 from bertcourse.convert.weight_map import NamedWeight, backbone_weights
 from bertcourse.models import BertBackbone
 from bertcourse.text import WordPieceTokenizer
-from bertcourse.text.vocab import load_vocabulary
 
 __all__ = ["load_google_checkpoint", "google_variable_names", "google_name", "GOOGLE_NAMES"]
 
@@ -148,13 +147,13 @@ def load_google_checkpoint(ckpt_prefix: str | os.PathLike, bert_config_json: str
         raise FileNotFoundError(f"No BERT config at {str(cfg_path)!r} (Google checkpoints ship bert_config.json).")
     try:
         config = BertConfig.from_json(cfg_path)
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{cfg_path}: {err}") from None
+    except (ValueError, TypeError, KeyError) as err:
+        raise CheckpointError(f"{cfg_path}: {' '.join(str(err).split())}") from None
     vocab_path = Path(vocab_txt)
     if not vocab_path.is_file():
         raise CheckpointError(f"No vocabulary at {str(vocab_path)!r}: the weights cannot be used without the "
                               "vocab.txt they were trained with.")
-    tokens = load_vocabulary(vocab_path)
+    tokens = read_vocab_file(vocab_path)
     if len(tokens) > config.vocab_size:
         raise CheckpointError(f"{vocab_path} has {len(tokens)} tokens but {cfg_path.name} says vocab_size="
                               f"{config.vocab_size}: the vocabulary does not belong to these weights.")

@@ -41,7 +41,7 @@ from bertcourse.text import WordPieceTokenizer
 from bertcourse.text.vocab import load_vocabulary, save_vocabulary
 
 __all__ = ["load_hf_bert", "save_hf_bert", "hf_weight_names", "hf_name", "HF_NAMES", "read_hf_config",
-           "CheckpointError", "CasingMismatchError", "vocab_looks_cased"]
+           "read_vocab_file", "CheckpointError", "CasingMismatchError", "vocab_looks_cased"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -145,13 +145,15 @@ def read_hf_config(path) -> tuple[BertConfig, dict]:
     """``(BertConfig, raw dict)`` from a checkpoint directory's ``config.json``, with clear errors."""
     root = _require_dir(path)
     cfg_path = root / CONFIG_FILE
+    if cfg_path.exists() and not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path} is not a file (a directory?): it must be the model's JSON config.")
     if not cfg_path.is_file():
         raise CheckpointError(f"{str(root)!r} is not a Hugging Face BERT checkpoint: it has no {CONFIG_FILE} "
                               f"(found: {_listing(root)}).")
     try:
         raw = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{cfg_path} is not valid JSON: {err}") from None
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {_one_line(err)}") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{cfg_path} must hold a JSON object.")
     model_type = raw.get("model_type")
@@ -165,13 +167,15 @@ def read_hf_config(path) -> tuple[BertConfig, dict]:
                               "cannot read it.")
     try:
         config = BertConfig.from_hf_dict(dict(raw, model_type="bert"))
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{cfg_path}: {err}") from None
+    except (ValueError, TypeError, KeyError) as err:
+        raise CheckpointError(f"{cfg_path}: {_one_line(err)}") from None
     return config, raw
 
 
 def _read_tensors(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     weights = root / WEIGHTS_FILE
+    if weights.exists() and not weights.is_file():
+        raise CheckpointError(f"{weights} is not a file (a directory?): it must be the safetensors weights file.")
     if not weights.is_file():
         pickles = [n for n in _PICKLE_FILES if (root / n).exists()]
         hint = (f" It has {pickles[0]}, a pickle-based format that this loader does not read (a pickle can run "
@@ -181,8 +185,24 @@ def _read_tensors(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{weights} cannot be read as safetensors: {err}") from None
+        raise CheckpointError(f"{weights} cannot be read as safetensors (truncated or corrupt? download it "
+                              f"again): {_one_line(err)}") from None
     return weights, tensors
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def read_vocab_file(vocab_path: Path) -> list[str]:
+    """The tokens of a checkpoint's ``vocab.txt``; a missing, empty or undecodable file is a CheckpointError."""
+    if vocab_path.exists() and not vocab_path.is_file():
+        raise CheckpointError(f"{vocab_path} is not a file (a directory?): it must be the WordPiece vocabulary.")
+    try:
+        return load_vocabulary(vocab_path)
+    except (ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError
+        msg = _one_line(err)
+        raise CheckpointError(msg if str(vocab_path) in msg else f"{vocab_path}: {msg}") from None
 
 
 def vocab_looks_cased(tokens: list[str]) -> bool:
@@ -208,8 +228,10 @@ def _casing(root: Path, raw_config: dict, tokens: list[str], lowercase: bool | N
     if tok_cfg_path.is_file():
         try:
             tok_cfg = json.loads(tok_cfg_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{tok_cfg_path} is not valid JSON: {err}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{tok_cfg_path} is not valid JSON: {_one_line(err)}") from None
+        if not isinstance(tok_cfg, dict):
+            raise CheckpointError(f"{tok_cfg_path} must hold a JSON object.")
         if "do_lower_case" in tok_cfg:
             signals.append((f"{tok_cfg_path.name} do_lower_case={tok_cfg['do_lower_case']}",
                             bool(tok_cfg["do_lower_case"])))
@@ -275,8 +297,10 @@ def load_hf_bert(path: str | os.PathLike, lowercase: bool | None = None, strict:
         backbone_kwargs: passed to ``BertBackbone`` (``output_attention_scores=True``, ``dtype=...``).
 
     Raises:
-        FileNotFoundError / CheckpointError naming the file and tensor when the directory is not
-        a BERT checkpoint, a tensor is missing, left over or has the wrong shape.
+        FileNotFoundError when ``path`` does not exist; otherwise :class:`CheckpointError` (a
+        :class:`bertcourse.errors.ModelLoadError`) with a one-line message naming the file (and tensor) when
+        ``path`` is a file, ``config.json`` is corrupt or not BERT's, ``model.safetensors`` or ``vocab.txt``
+        is missing, empty or truncated, or a tensor is missing, left over or has the wrong shape.
     """
     root = _require_dir(path)
     config, raw = read_hf_config(root)
@@ -284,7 +308,7 @@ def load_hf_bert(path: str | os.PathLike, lowercase: bool | None = None, strict:
     if not vocab_path.is_file():
         raise CheckpointError(f"{str(root)!r} has no {VOCAB_FILE}: the weights cannot be used without the "
                               f"vocabulary they were trained with (found: {_listing(root)}).")
-    tokens = load_vocabulary(vocab_path)
+    tokens = read_vocab_file(vocab_path)
     weights_path, tensors = _read_tensors(root)
     tensors, prefix, ignored = _check_and_rename(tensors, weights_path)
 
