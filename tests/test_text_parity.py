@@ -24,13 +24,17 @@ def edge_cases() -> list[str]:
         return f.read().split("\n")[:-1]
 
 
-def hf_tokenizer(vocab: dict, lowercase: bool, strip_accents=None, max_chars: int = 100):
+def hf_tokenizer(vocab: dict, lowercase: bool, strip_accents=None, max_chars: int = 100,
+                 split_special_tokens: bool = False):
+    """HF's BERT pipeline without a post-processor; special tokens added as BertWordPieceTokenizer does."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=max_chars))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                 strip_accents=strip_accents, lowercase=lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    if not split_special_tokens:
+        tok.add_special_tokens([t for t in ("[SEP]", "[CLS]", "[UNK]", "[PAD]", "[MASK]") if t in vocab])
     return tok  # no post-processor: no [CLS]/[SEP] added
 
 
@@ -110,7 +114,7 @@ def test_known_pitfalls(vocab_path):
 
 
 def test_offsets_point_at_the_original_text(vocab_path, corpus):
-    """text[start:end], normalised, is the token (without ##), for every token but [UNK].
+    """text[start:end], normalised, is the token (without ##), for every token but [UNK] and specials.
 
     (Contains rather than equals: one original character can expand into several normalised ones,
     e.g. a Hangul syllable into jamo that WordPiece may split.)"""
@@ -118,7 +122,7 @@ def test_offsets_point_at_the_original_text(vocab_path, corpus):
     checked = 0
     for text in corpus[::20] + edge_cases():
         for token, start, end in pure.tokenize_with_offsets(text):
-            if token == "[UNK]":
+            if token == "[UNK]" or (token in pure.special_tokens and text[start:end] == token):
                 continue
             piece = token[2:] if token.startswith("##") else token
             original = pure.basic.normalize(text[start:end])

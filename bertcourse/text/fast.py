@@ -19,6 +19,12 @@ WordPiece (linear-time MaxMatch, same result as greedy longest-match-first). A w
 bytes): the rare rows that could hold one (a run that long without ASCII space or punctuation)
 go through the offsets path, which finds word boundaries and collapses such words.
 
+Special tokens written in the text (``[CLS] [SEP] [MASK] [UNK] [PAD]``, those in the vocabulary)
+are one token each, as in Hugging Face ``tokenizers`` and :class:`~bertcourse.text.WordPieceTokenizer`:
+``tensorflow_text.regex_split_with_offsets`` cuts the original strings around them first (an exact,
+case-sensitive match), the pieces between are tokenized as usual. ``split_special_tokens=True``
+tokenizes them as plain text.
+
 Offsets: ``tokenize_with_offsets`` normalises each original character separately (the ops above
 are per character, except the final-sigma rule we disable), joins the pieces, and maps every
 byte of the normalised text back to the character it came from with ``tf.searchsorted``.
@@ -38,7 +44,7 @@ import keras
 import tensorflow as tf
 
 from bertcourse.text.vocab import load_vocabulary, save_vocabulary
-from bertcourse.text.wordpiece import SPECIAL_TOKENS
+from bertcourse.text.wordpiece import SPECIAL_TOKENS, special_tokens_in
 
 __all__ = ["FastWordPieceTokenizer"]
 
@@ -73,17 +79,19 @@ class FastWordPieceTokenizer(keras.layers.Layer):
             config holds no vocabulary and a ``.keras`` file carries it as an asset
             (``assets/vocabulary.txt``) instead.
         output_dtype: ``"int32"`` (default) or ``"int64"``.
+        split_special_tokens: ``False`` (default, as Hugging Face): ``[MASK]`` etc. written in the
+            text are one token each; ``True``: they are split as plain text (``[``, ``mask``, ``]``).
 
     Example:
-        >>> tok = FastWordPieceTokenizer(["[UNK]", "the", "cat", "##s"])
-        >>> tok(tf.constant(["The cats", "cat"])).to_list()
-        [[1, 2, 3], [2]]
+        >>> tok = FastWordPieceTokenizer(["[UNK]", "[MASK]", "the", "cat", "##s"])
+        >>> tok(tf.constant(["The cats", "cat", "the [MASK]s"])).to_list()
+        [[2, 3, 4], [3], [2, 1, 0]]
     """
 
     def __init__(self, vocabulary: Sequence[str] | str | os.PathLike | None = None, lowercase: bool = True,
                  strip_accents: bool | None = None, max_input_chars_per_word: int = 100,
                  unk_token: str = "[UNK]", suffix_indicator: str = "##", vocabulary_in_config: bool = True,
-                 output_dtype: str = "int32", **kwargs) -> None:
+                 output_dtype: str = "int32", split_special_tokens: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         # Strings go in: no float casting, and plain Python lists are accepted.
         self._convert_input_args = False
@@ -99,6 +107,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
         self.suffix_indicator = suffix_indicator
         self.vocabulary_in_config = bool(vocabulary_in_config)
         self.output_dtype = output_dtype
+        self.split_special_tokens = bool(split_special_tokens)
         self._vocab: list[str] | None = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
@@ -142,6 +151,12 @@ class FastWordPieceTokenizer(keras.layers.Layer):
         self._vocab_tensor = tf.constant(tokens)
         self._is_suffix = tf.constant([t.startswith(self.suffix_indicator) for t in tokens])
         self._maybe_long_word = f"(?s).*[^{_ASCII_BREAK}]{{{self.max_input_chars_per_word + 1},}}.*"
+        specials = () if self.split_special_tokens else special_tokens_in(tokens, self.unk_token)
+        self.special_tokens: tuple[str, ...] = specials
+        # RE2 alternation is leftmost-first: longest first gives Hugging Face's leftmost-longest.
+        self._special_pattern = "|".join(_re2_escape(t) for t in sorted(specials, key=len, reverse=True)) or None
+        self._special_strings = tf.constant(list(specials) or [""])
+        self._special_ids = tf.constant([self._token_to_id[t] for t in specials] or [-1], dtype)
 
     def get_vocabulary(self) -> list[str]:
         self._check_ready()
@@ -225,6 +240,45 @@ class FastWordPieceTokenizer(keras.layers.Layer):
     def call(self, inputs):
         """Strings ``[batch]`` -> ragged ids ``[batch, (tokens)]`` (a scalar -> a 1-D tensor)."""
         text, scalar = self._prepare(inputs)
+        if self._special_pattern is None:
+            ids = self._ids(text)
+        else:
+            pieces, special_id, plain = self._split_specials(text)[:3]
+            ids = self._with_specials(pieces, special_id, [self._ids(plain)])[0]
+        return ids[0] if scalar else ids
+
+    def _split_specials(self, text: tf.Tensor):
+        """Cut each string around the special tokens written in it.
+
+        Returns the ragged pieces ``[batch, (pieces)]`` with their byte starts and ends, each flat
+        piece's special id (-1 for plain text) and the flat pieces with the specials emptied.
+        """
+        # regex_split stops at a NUL byte; U+0001 is deleted by the normaliser as NUL is, same size.
+        text = tf.strings.regex_replace(text, "\\x00", "\x01")
+        pieces, starts, ends = _tf_text().regex_split_with_offsets(text, self._special_pattern,
+                                                                   self._special_pattern)
+        flat = pieces.flat_values
+        match = tf.equal(tf.expand_dims(flat, 1), tf.expand_dims(self._special_strings, 0))
+        special_id = tf.reduce_max(tf.where(match, self._special_ids, tf.constant(-1, self._special_ids.dtype)), 1)
+        plain = tf.where(special_id >= 0, tf.constant(""), flat)
+        return pieces, special_id, plain, starts, ends
+
+    @staticmethod
+    def _with_specials(pieces: tf.RaggedTensor, special_id: tf.Tensor, per_piece: list, special_values=None):
+        """Put each special piece's value in front of its (empty) tokens and merge pieces per row."""
+        is_special = special_id >= 0
+        lengths = tf.cast(is_special, tf.int64)
+        values = special_values or [special_id]
+        out = []
+        for plain, value in zip(per_piece, values):
+            special = tf.RaggedTensor.from_row_lengths(tf.cast(tf.boolean_mask(value, is_special), plain.dtype),
+                                                       lengths)
+            merged = tf.concat([special, plain], axis=1)
+            out.append(tf.RaggedTensor.from_row_splits(merged, pieces.row_splits).merge_dims(1, 2))
+        return out
+
+    def _ids(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """Ragged ids of strings without special tokens."""
         ids = self._fast.tokenize(self._normalize(text))
         # Rare rows that may hold a word of over max_input_chars_per_word characters (a run that
         # long without ASCII space or punctuation) take the exact, slower path.
@@ -235,8 +289,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
         position = tf.scatter_nd(tf.expand_dims(slow_rows, 1), tf.range(tf.size(slow_rows, out_type=tf.int64)),
                                  tf.shape(index, out_type=tf.int64))
         index = tf.where(maybe_long, tf.shape(index, out_type=tf.int64)[0] + position, index)
-        ids = tf.gather(tf.concat([ids, tf.cast(slow_ids, ids.dtype)], axis=0), index)
-        return ids[0] if scalar else ids
+        return tf.gather(tf.concat([ids, tf.cast(slow_ids, ids.dtype)], axis=0), index)
 
     def tokenize(self, inputs):
         return self(inputs)
@@ -254,7 +307,20 @@ class FastWordPieceTokenizer(keras.layers.Layer):
         if unit not in ("char", "byte"):
             raise ValueError(f"unit must be 'char' or 'byte', got {unit!r}.")
         text, scalar = self._prepare(inputs)
-        out = self._tokenize_with_offsets(text, unit)
+        if self._special_pattern is None:
+            out = self._tokenize_with_offsets(text, unit)
+        else:
+            pieces, special_id, plain, starts, ends = self._split_specials(text)
+            ids, o_start, o_end = self._tokenize_with_offsets(plain, unit)
+            p_start, p_end = starts.flat_values, ends.flat_values
+            if unit == "char":  # byte offsets of the pieces -> character offsets
+                row_text = tf.gather(text, pieces.value_rowids())
+                p_start = tf.cast(tf.strings.length(tf.strings.substr(row_text, tf.zeros_like(p_start), p_start), unit="UTF8_CHAR"),
+                                  tf.int64)
+                p_end = p_start + tf.cast(tf.strings.length(pieces.flat_values, unit="UTF8_CHAR"), tf.int64)
+            shift = tf.expand_dims(p_start, 1)
+            out = tuple(self._with_specials(pieces, special_id, [ids, o_start + shift, o_end + shift],
+                                            [special_id, p_start, p_end]))
         return tuple(t[0] for t in out) if scalar else out
 
     def _tokenize_with_offsets(self, text: tf.Tensor, unit: str):
@@ -344,6 +410,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
             "suffix_indicator": self.suffix_indicator,
             "vocabulary_in_config": self.vocabulary_in_config,
             "output_dtype": self.output_dtype,
+            "split_special_tokens": self.split_special_tokens,
         })
         return config
 
@@ -359,6 +426,11 @@ class FastWordPieceTokenizer(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):  # ragged output: Keras cannot infer it symbolically
         return keras.KerasTensor((None, None), dtype=self.output_dtype, ragged=True)
+
+
+def _re2_escape(text: str) -> str:
+    """Escape a literal for RE2 (every non-alphanumeric ASCII character gets a backslash)."""
+    return "".join("\\" + c if (c.isascii() and not c.isalnum() and c != "_") else c for c in text)
 
 
 def _re_escape(text: str) -> str:

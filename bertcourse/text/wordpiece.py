@@ -5,6 +5,11 @@ first: take the longest vocabulary entry that starts the word, then the longest 
 entry that continues it, and so on. If some position cannot be matched, the whole word becomes
 ``[UNK]`` (as does any word longer than ``max_input_chars_per_word`` characters).
 
+Special tokens written in the text (``[CLS] [SEP] [MASK] [UNK] [PAD]``, those the vocabulary
+has) are one token each, as in Hugging Face ``tokenizers``: they are matched in the *original*
+text, case-sensitively, before any normalisation (``"[mask]"`` is plain text). Pass
+``split_special_tokens=True`` to tokenize them as plain text instead.
+
 >>> tok = WordPieceTokenizer(["[UNK]", "un", "##want", "##ed", "runn", "##ing", ","])
 >>> tok.tokenize("UNwant\\u00e9d,running")
 ['un', '##want', '##ed', ',', 'runn', '##ing']
@@ -13,12 +18,13 @@ entry that continues it, and so on. If some position cannot be matched, the whol
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterable, Mapping, Sequence
 
 from bertcourse.text.normalize import BasicTokenizer, _check_text
 from bertcourse.text.vocab import load_vocabulary
 
-__all__ = ["WordPieceTokenizer", "SPECIAL_TOKENS"]
+__all__ = ["WordPieceTokenizer", "SPECIAL_TOKENS", "special_tokens_in", "special_token_regex"]
 
 # Role -> BERT's spelling of the special token.
 SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
@@ -58,6 +64,8 @@ class WordPieceTokenizer:
             original BERT code used 200).
         unk_token: the token for words that cannot be covered.
         suffix_indicator: the prefix of word-continuing pieces.
+        split_special_tokens: ``False`` (default, as Hugging Face): ``[MASK]`` etc. written in the
+            text are one token each; ``True``: they are split as plain text (``[``, ``mask``, ``]``).
 
     Example:
         >>> tok = WordPieceTokenizer(["[UNK]", "[CLS]", "[SEP]", "the", "cat", "##s"])
@@ -65,11 +73,14 @@ class WordPieceTokenizer:
         [3, 4, 5]
         >>> tok.decode([3, 4, 5])
         'the cats'
+        >>> tok.tokenize("the [SEP]cats"), tok.tokenize("the [sep]")
+        (['the', '[SEP]', 'cat', '##s'], ['the', '[UNK]', '[UNK]', '[UNK]'])
     """
 
     def __init__(self, vocabulary: Sequence[str] | Mapping[str, int], lowercase: bool = True,
                  strip_accents: bool | None = None, max_input_chars_per_word: int = 100,
-                 unk_token: str = "[UNK]", suffix_indicator: str = "##") -> None:
+                 unk_token: str = "[UNK]", suffix_indicator: str = "##",
+                 split_special_tokens: bool = False) -> None:
         if isinstance(vocabulary, (str, os.PathLike)):
             raise TypeError("WordPieceTokenizer takes a list of tokens; to read a file use "
                             "WordPieceTokenizer.from_vocab_file(path).")
@@ -97,6 +108,10 @@ class WordPieceTokenizer:
         self._max_piece = max((len(t) - len(suffix_indicator) if t.startswith(suffix_indicator) else len(t))
                               for t in tokens)
         self._cache: dict[str, list[str]] = {}
+        self.split_special_tokens = bool(split_special_tokens)
+        self.special_tokens: tuple[str, ...] = special_tokens_in(tokens, unk_token)
+        self._special_re = (None if self.split_special_tokens or not self.special_tokens
+                            else special_token_regex(self.special_tokens))
 
     @classmethod
     def from_vocab_file(cls, path: str | os.PathLike, **kwargs) -> "WordPieceTokenizer":
@@ -119,14 +134,49 @@ class WordPieceTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Text -> WordPiece tokens (strings), no special tokens added."""
+        _check_text(text)
+        if self._special_re is None or self._special_re.search(text) is None:
+            return self._tokenize_plain(text)
+        out = []
+        for start, end, special in self._segments(text):
+            out.extend([text[start:end]] if special else self._tokenize_plain(text[start:end]))
+        return out
+
+    def _tokenize_plain(self, text: str) -> list[str]:
         return [piece for word in self.basic.tokenize(text) for piece in self.wordpiece(word)]
+
+    def _segments(self, text: str) -> list[tuple[int, int, bool]]:
+        """``(start, end, is_special)`` runs covering ``text``: special tokens and the text between."""
+        out, pos = [], 0
+        for match in self._special_re.finditer(text):
+            if match.start() > pos:
+                out.append((pos, match.start(), False))
+            out.append((match.start(), match.end(), True))
+            pos = match.end()
+        if pos < len(text):
+            out.append((pos, len(text), False))
+        return out
 
     def tokenize_with_offsets(self, text: str) -> list[tuple[str, int, int]]:
         """Tokens as ``(token, start, end)``: ``text[start:end]`` is the original text of the token.
 
         >>> WordPieceTokenizer(["[UNK]", "cafe", "##s"]).tokenize_with_offsets("  CAFÉS")
         [('cafe', 2, 6), ('##s', 6, 7)]
+        >>> WordPieceTokenizer(["[UNK]", "[MASK]", "cafe"]).tokenize_with_offsets("cafe[MASK]")
+        [('cafe', 0, 4), ('[MASK]', 4, 10)]
         """
+        _check_text(text)
+        if self._special_re is None or self._special_re.search(text) is None:
+            return self._offsets_plain(text)
+        out = []
+        for start, end, special in self._segments(text):
+            if special:
+                out.append((text[start:end], start, end))
+            else:
+                out.extend((t, s + start, e + start) for t, s, e in self._offsets_plain(text[start:end]))
+        return out
+
+    def _offsets_plain(self, text: str) -> list[tuple[str, int, int]]:
         normalized, origin = self.basic._normalize(text, padded=True)
         out = []
         pos = 0
@@ -219,7 +269,26 @@ class WordPieceTokenizer:
 
     def __repr__(self) -> str:
         return (f"WordPieceTokenizer(vocabulary_size={self.vocabulary_size}, lowercase={self.lowercase}, "
-                f"strip_accents={self.strip_accents}, max_input_chars_per_word={self.max_input_chars_per_word})")
+                f"strip_accents={self.strip_accents}, max_input_chars_per_word={self.max_input_chars_per_word}"
+                f"{', split_special_tokens=True' if self.split_special_tokens else ''})")
+
+
+def special_tokens_in(vocabulary: Iterable[str], unk_token: str = "[UNK]") -> tuple[str, ...]:
+    """The special tokens (``[PAD] [UNK] [CLS] [SEP] [MASK]``, ``unk_token`` for ``[UNK]``) the vocabulary has.
+
+    These are the strings that are one token each when written in the text.
+
+    >>> special_tokens_in(["[PAD]", "[UNK]", "the", "[MASK]"])
+    ('[PAD]', '[UNK]', '[MASK]')
+    """
+    present = set(vocabulary)
+    wanted = [unk_token if role == "unk" else token for role, token in SPECIAL_TOKENS.items()]
+    return tuple(t for t in wanted if t in present)
+
+
+def special_token_regex(tokens: Sequence[str]) -> re.Pattern:
+    """One regex matching any of ``tokens`` (longest first, as Hugging Face's leftmost-longest match)."""
+    return re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)))
 
 
 def _index(tokens: list[str]) -> dict[str, int]:
