@@ -1,4 +1,4 @@
-"""NSP pairs and MLM masking on real Austen text: the statistics the BERT paper states, measured."""
+"""bertcourse.data.nsp / masking / pipeline on real Austen text: the statistics the BERT paper states, measured."""
 
 import random
 
@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from bertcourse.data import corpora
-from bertcourse.data.pretraining import (MaskingConfig, NspPair, create_nsp_pairs, mask_tokens, pack_pair,
-                                         pretraining_dataset, read_static_tfrecords, tokenize_documents,
-                                         truncate_pair, whole_word_starts, write_static_tfrecords)
+from bertcourse.data.masking import MaskingConfig, mask_tokens, whole_word_starts
+from bertcourse.data.nsp import NspPair, create_nsp_pairs, tokenize_documents, truncate_pair
+from bertcourse.data.pipeline import pack_pair, pretraining_dataset, read_static_tfrecords, write_static_tfrecords
 from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path
 
 SEQ = 128

@@ -5,9 +5,9 @@ The same 31,095 verses in two public-domain English translations, aligned by ref
 footnotes removed (a modified text, so it is called "web" here, not "World English Bible").
 Built from Debian ``sword-text-kjv`` / ``sword-text-web`` by ``python data/build_bible.py``.
 
->>> pairs = load_verse_pairs()        # doctest: +SKIP
->>> pairs[2]                           # doctest: +SKIP
-('Gen 1:3', 'And God said, Let there be light: and there was light.', 'God said, “Let there be light,” and there was light.')
+>>> pairs = load_verse_pairs(books=["Gen"])
+>>> len(pairs), pairs[2]
+(1533, ('Gen 1:3', 'And God said, Let there be light: and there was light.', 'God said, “Let there be light,” and there was light.'))
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from bertcourse.data.corpora import data_dir
+from bertcourse.errors import DataFileError
 
 __all__ = ["load_verse_pairs", "bible_path", "FILENAME", "COLUMNS"]
 
@@ -33,7 +34,8 @@ def load_verse_pairs(path: str | os.PathLike | None = None, books: list[str] | N
     """Every ``(ref, kjv, web)`` triple in canonical order (``books``: keep only these OSIS book names,
     e.g. ``["Gen", "John"]``).
 
-    Raises FileNotFoundError naming ``python data/build_bible.py`` if the file has not been built.
+    Raises FileNotFoundError naming ``python data/build_bible.py`` if the file has not been built, and
+    :class:`bertcourse.errors.DataFileError` (file and line) for a malformed one.
     """
     path = Path(path) if path is not None else bible_path()
     if not path.is_file():
@@ -44,11 +46,11 @@ def load_verse_pairs(path: str | os.PathLike | None = None, books: list[str] | N
     with open(path, encoding="utf-8", newline="\n") as f:
         header = f.readline().rstrip("\n").split("\t")
         if tuple(header) != COLUMNS:
-            raise ValueError(f"{path}: expected the header {'/'.join(COLUMNS)}, got {header}.")
+            raise DataFileError(f"{path}: expected the header {'/'.join(COLUMNS)}, got {header}.")
         for n, line in enumerate(f, start=2):
             fields = line.rstrip("\n").split("\t")
             if len(fields) != 3:
-                raise ValueError(f"{path}, line {n}: expected 3 tab-separated fields, got {len(fields)}.")
+                raise DataFileError(f"{path}, line {n}: expected 3 tab-separated fields, got {len(fields)}.")
             if keep is None or fields[0].rsplit(" ", 1)[0] in keep:
                 out.append((fields[0], fields[1], fields[2]))
     return out

@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from bertcourse.errors import DataFileError
+
 __all__ = ["Document", "CORPORA", "data_dir", "corpus_path", "load_corpus", "iter_documents",
            "sentences", "paragraphs", "corpus_stats", "split_documents"]
 
@@ -98,7 +100,7 @@ def iter_documents(name_or_path: str | os.PathLike) -> Iterator[Document]:
                     block = []
             else:
                 if doc_id is None:
-                    raise ValueError(f"{path}:{lineno}: text before the first '=== <id> ===' document header.")
+                    raise DataFileError(f"{path}:{lineno}: text before the first '=== <id> ===' document header.")
                 block.append(line.strip())
     if block:
         paras.append(tuple(block))
@@ -111,7 +113,7 @@ def load_corpus(*names: str) -> list[Document]:
     names = names or tuple(CORPORA)
     docs = [doc for name in names for doc in iter_documents(name)]
     if not docs:
-        raise ValueError(f"Corpus {names} is empty. Rebuild it with: {BUILD_COMMAND}")
+        raise DataFileError(f"Corpus {names} is empty. Rebuild it with: {BUILD_COMMAND}")
     return docs
 
 
