@@ -117,3 +117,46 @@ def test_inside_tf_data_with_the_tokenizer():
     ids = batch["token_ids"].numpy().tolist()
     assert ids[0][0] == 101 and ids[0].count(102) == 2
     assert tok.detokenize(tf.constant([ids[0][1:ids[0].index(102)]])).numpy()[0] == b"emma woodhouse , handsome ."
+
+
+@pytest.mark.parametrize("strategy", ["only_second", "only_first"])
+def test_only_second_and_only_first_match_hugging_face(strategy):
+    """Same ids as HF wherever HF succeeds; where HF raises (the other segment alone fills the
+    budget) we cut that segment to the budget and drop the one HF would have cut (documented)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {f"t{i}": i for i in range(40)} | {"[UNK]": 40, "[CLS]": 41, "[SEP]": 42}
+    hf = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    hf.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 41), ("[SEP]", 42)])
+    cases = [(n1, n2) for n1 in range(0, 9) for n2 in range(0, 9)]
+    agreed = raised = 0
+    for length in (5, 6, 9, 10):
+        budget = length - 3
+        hf.enable_truncation(max_length=length, strategy=strategy)
+        a = tf.ragged.constant([list(range(n1)) for n1, _ in cases], dtype=tf.int32)
+        b = tf.ragged.constant([list(range(20, 20 + n2)) for _, n2 in cases], dtype=tf.int32)
+        ours = pack_inputs([a, b], length, cls_id=41, sep_id=42, pad_id=-1, truncation=strategy)
+        for row, (n1, n2) in zip(ours["token_ids"].numpy().tolist(), cases):
+            row = [t for t in row if t != -1]
+            try:
+                expected = hf.encode(" ".join(f"t{i}" for i in range(n1)),
+                                     " ".join(f"t{20 + i}" for i in range(n2))).ids
+            except Exception as err:  # HF: "Sequence to truncate too short to respect the provided max_length"
+                assert "too short" in str(err)
+                kept = n1 if strategy == "only_second" else n2
+                assert kept >= budget and n1 + n2 > budget
+                a_len, b_len = (budget, 0) if strategy == "only_second" else (0, budget)
+                assert row == [41] + list(range(a_len)) + [42] + list(range(20, 20 + b_len)) + [42]
+                raised += 1
+                continue
+            assert row == expected, (strategy, length, n1, n2)
+            agreed += 1
+    assert agreed + raised == 4 * len(cases) and agreed > 150 and raised > 100
+
+
+def test_only_second_single_segment_is_cut():
+    out = lists(pack_inputs([A10], 5, truncation="only_second", **IDS))
+    assert out["token_ids"] == [[1, 10, 11, 12, 2]]

@@ -17,6 +17,13 @@ shared out and each segment is cut at its end. With lengths ``n1, n2``:
   in half; otherwise the *longer* segment gets ``ceil(B/2)`` and the shorter ``floor(B/2)``, and on
   a tie the *second* gets ``ceil``. It differs from ``round_robin`` only when ``B`` is odd, both
   are long and ``n1 <= n2``.
+* ``"only_second"``: Hugging Face's rule for question answering: only B is cut, A is kept whole,
+  so B keeps ``min(n2, budget - n1)``. Where A alone fills the budget (``n1 >= budget``) Hugging
+  Face raises ("Sequence to truncate too short"); a graph cannot raise for one row, so here A is
+  cut to the budget and B is dropped (the ``"waterfall"`` result, which equals ``"only_second"``
+  wherever Hugging Face succeeds). With one segment, it is cut (Hugging Face raises).
+* ``"only_first"``: the mirror image: only A is cut, B kept whole (``n2 >= budget``: B is cut to the
+  budget and A dropped; Hugging Face raises there).
 
 >>> import tensorflow as tf
 >>> out = pack_inputs([tf.ragged.constant([[5, 6, 7]]), tf.ragged.constant([[8, 9]])],
@@ -33,7 +40,7 @@ import tensorflow as tf
 
 __all__ = ["pack_inputs", "TRUNCATION_STRATEGIES"]
 
-TRUNCATION_STRATEGIES = ("round_robin", "waterfall", "longest_first")
+TRUNCATION_STRATEGIES = ("round_robin", "waterfall", "longest_first", "only_second", "only_first")
 
 
 def pack_inputs(segments: Any, sequence_length: int, *, tokenizer: Any = None, cls_id: int | None = None,
@@ -48,13 +55,17 @@ def pack_inputs(segments: Any, sequence_length: int, *, tokenizer: Any = None, c
         sequence_length: the packed length, ``[CLS]`` and ``[SEP]`` included.
         tokenizer: where to read ``cls_id``/``sep_id``/``pad_id`` (any object with those
             attributes, e.g. :class:`WordPieceTokenizer`); explicit ids win.
-        truncation: ``"round_robin"``, ``"waterfall"`` or ``"longest_first"`` (see module doc).
+        truncation: ``"round_robin"``, ``"waterfall"``, ``"longest_first"``, ``"only_second"`` or
+            ``"only_first"`` (see the module docstring).
         max_position_embeddings: the model's position table; a longer ``sequence_length`` is a
             ValueError (BERT has 512 positions).
 
     Example:
         >>> pack_inputs([7, 8, 9], 4, cls_id=1, sep_id=2, pad_id=0)["token_ids"].numpy().tolist()
         [1, 7, 8, 2]
+        >>> pack_inputs([tf.constant([5, 6, 7]), tf.constant([8, 9])], 6, truncation="only_first",
+        ...             cls_id=1, sep_id=2, pad_id=0)["token_ids"].numpy().tolist()
+        [1, 5, 2, 8, 9, 2]
     """
     cls_id, sep_id, pad_id = (_special(name, value, tokenizer) for name, value in
                               (("cls_id", cls_id), ("sep_id", sep_id), ("pad_id", pad_id)))
@@ -148,9 +159,12 @@ def _trim(lengths: list[tf.Tensor], budget: int, truncation: str) -> list[tf.Ten
     if len(lengths) == 1:
         return [tf.minimum(lengths[0], b)]
     n1, n2 = lengths
-    if truncation == "waterfall":
+    if truncation in ("waterfall", "only_second"):
         a = tf.minimum(n1, b)
         return [a, tf.minimum(n2, b - a)]
+    if truncation == "only_first":
+        kept_b = tf.minimum(n2, b)
+        return [tf.minimum(n1, b - kept_b), kept_b]
     if truncation == "round_robin":
         a = tf.minimum(n1, tf.maximum((b + 1) // 2, b - n2))
         return [a, tf.minimum(n2, b - a)]
