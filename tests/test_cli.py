@@ -1,4 +1,7 @@
-"""The command line: clear errors on bad flags and paths, a real (tiny) pretraining run, resume rules."""
+"""The command line end to end: a real (tiny) pretraining run, fine-tuning from it, the run rules on real runs.
+
+The one-line errors for bad flags, files and folders are in test_cli_errors.py.
+"""
 
 import os
 import subprocess
@@ -7,6 +10,7 @@ import sys
 import pytest
 
 from bertcourse.cli import build_parser, main
+from bertcourse.training.run import RunDirectory
 
 
 def test_bad_flags_are_clear(capsys):
@@ -25,22 +29,6 @@ def test_bad_flags_are_clear(capsys):
     assert "--out" in capsys.readouterr().err
 
 
-def test_bad_paths_and_resume_rules(tmp_path):
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["pretrain", "--out", str(tmp_path / "a"), "--vocab", str(tmp_path / "missing.txt")])
-    with pytest.raises(SystemExit, match="--mask-rate must be in"):
-        main(["pretrain", "--out", str(tmp_path / "a"), "--mask-rate", "1.5"])
-    with pytest.raises(SystemExit, match="no interrupted run"):
-        main(["pretrain", "--out", str(tmp_path / "b"), "--resume"])
-    (tmp_path / "c" / "backup").mkdir(parents=True)
-    with pytest.raises(SystemExit, match="pass --resume"):
-        main(["pretrain", "--out", str(tmp_path / "c")])
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "pretrainer.weights.h5").write_bytes(b"")
-    with pytest.raises(SystemExit, match="already holds a finished run"):
-        main(["pretrain", "--out", str(tmp_path / "d")])
-
-
 @pytest.fixture(scope="module")
 def pretrained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrain") / "run"
@@ -51,15 +39,24 @@ def pretrained_run(tmp_path_factory):
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "held-out MLM accuracy" in result.stdout
-    for name in ("pretrainer.weights.h5", "backbone.weights.h5", "config.json", "vocab.txt", "log.csv"):
-        assert (out / name).exists(), name
-    assert any((out / "logs").rglob("*tfevents*")), "no TensorBoard logs"
-    assert len((out / "vocab.txt").read_text().split("\n")) >= 900
+    run = RunDirectory(out)
+    assert run.kind == "pretraining" and run.is_finished
+    for name in ("pretrainer_weights", "backbone_weights", "config", "vocab"):
+        assert run.path_of(name).is_file(), name
+    assert any(run.path_of("logs").rglob("*tfevents*")), "no TensorBoard logs"
+    assert len(run.path_of("vocab").read_text().split("\n")) >= 900
     return out
 
 
-def test_pretrain_tiny_end_to_end(pretrained_run):
-    assert (pretrained_run / "backbone.weights.h5").stat().st_size > 100_000
+def test_pretrain_tiny_end_to_end(pretrained_run, capsys):
+    run = RunDirectory(pretrained_run)
+    assert run.path_of("backbone_weights").stat().st_size > 100_000
+    backbone, tokenizer = run.load_backbone()
+    assert backbone.config.vocab_size == tokenizer.vocabulary_size and not backbone.config.normalize_first
+    before = {p: p.stat().st_mtime_ns for p in pretrained_run.rglob("*")}
+    assert main(["pretrain", "--preset", "tiny", "--out", str(pretrained_run), "--resume"]) == 2
+    assert "is a finished pretraining run: nothing to resume, nothing was changed" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in pretrained_run.rglob("*")} == before
 
 
 def _write_austen_melville(path, n, offset):
@@ -74,7 +71,7 @@ def _write_austen_melville(path, n, offset):
     return path
 
 
-def test_finetune_from_pretrained_run_end_to_end(pretrained_run, tmp_path):
+def test_finetune_from_pretrained_run_end_to_end(pretrained_run, tmp_path, capsys):
     train = _write_austen_melville(tmp_path / "train.tsv", 64, 0)
     dev = _write_austen_melville(tmp_path / "dev.tsv", 16, 1000)
     out = tmp_path / "ft"
@@ -86,18 +83,20 @@ def test_finetune_from_pretrained_run_end_to_end(pretrained_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "128 training examples, 32 validation" in result.stdout
     assert "validation accuracy" in result.stdout
-    import json
-
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["labels"] == {"austen": 0, "melville": 1}
-    assert len(metrics["history"]["val_accuracy"]) == 2 and metrics["steps_per_epoch"] == 8
+    run = RunDirectory(out)
+    assert run.kind == "classification" and run.is_finished
+    metrics = run.read_json("metrics")
     assert 0.0 <= metrics["validation"]["accuracy"] <= 1.0
-    for name in ("classifier.weights.h5", "config.json", "vocab.txt", "labels.json", "train_config.json"):
-        assert (out / name).exists(), name
-    assert any((out / "checkpoints").iterdir()), "no checkpoints written with --save-steps"
-    assert any((out / "logs").rglob("*tfevents*")), "no TensorBoard logs"
-    with pytest.raises(SystemExit, match="already holds a fine-tuned model"):
-        main(["finetune", "--train", str(train), "--init", str(pretrained_run), "--out", str(out)])
+    assert any(run.path_of("logs").rglob("*tfevents*")), "no TensorBoard logs"
+    model = run.load_task()
+    assert set(model.labels) == {"austen", "melville"}
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert main(["finetune", "--train", str(train), "--init", str(pretrained_run), "--out", str(out)]) == 2
+    assert "already holds a finished classification run" in capsys.readouterr().err
+    assert main(["finetune", "--train", str(train), "--init", str(pretrained_run), "--out", str(out), "--resume",
+                 "--save-steps", "4"]) == 2
+    assert "is a finished classification run: nothing to resume, nothing was changed" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
 def test_finetune_bad_flags_and_files(tmp_path, capsys):
@@ -109,18 +108,14 @@ def test_finetune_bad_flags_and_files(tmp_path, capsys):
         build_parser().parse_args(["finetune", "--task", "ner", "--train", str(train), "--preset", "tiny",
                                    "--out", "x"])
     assert "invalid choice: 'ner'" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--train .* does not exist"):
-        main(["finetune", "--train", str(tmp_path / "nope.tsv"), "--preset", "tiny", "--out", str(tmp_path / "o")])
-    with pytest.raises(SystemExit, match="--preset needs --vocab"):
-        main(["finetune", "--train", str(train), "--preset", "tiny", "--out", str(tmp_path / "o")])
-    with pytest.raises(SystemExit, match="--resume needs --save-steps"):
-        main(["finetune", "--train", str(train), "--init", str(tmp_path), "--out", str(tmp_path / "o"), "--resume"])
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\nhello\tpos\n")
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n")
-    with pytest.raises(SystemExit, match="no 'text' column"):
-        main(["finetune", "--train", str(bad), "--preset", "tiny", "--vocab", str(vocab), "--out", str(tmp_path / "o")])
+    assert main(["finetune", "--train", str(bad), "--preset", "tiny", "--vocab", str(vocab),
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "'text'" in err and "bad.tsv" in err
 
 
 def test_info_and_data_stats(capsys):
