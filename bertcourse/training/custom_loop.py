@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import keras
+import tensorflow as tf
+
 __all__ = ["fit_custom_loop", "is_multi_worker"]
 
 
 def is_multi_worker(strategy=None) -> bool:
     """True for a ``MultiWorkerMirroredStrategy`` (the current one when ``strategy`` is None)."""
-    import tensorflow as tf
-
     strategy = strategy or tf.distribute.get_strategy()
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -34,8 +35,6 @@ def is_multi_worker(strategy=None) -> bool:
 def _build(model, batch) -> None:
     """Create every variable (model, loss trackers, optimizer) in cross-replica context, from one
     undistributed batch, so nothing is created inside ``strategy.run``."""
-    import keras
-
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
     if not model.built:
         model(x)
@@ -55,9 +54,6 @@ def fit_custom_loop(model, dataset, epochs: int, steps_per_epoch: int, callbacks
     so two workers with global batch 16 make exactly the updates of one process with batch 16.
     Logged ``loss`` is the mean training loss of the epoch (as ``fit`` reports it).
     """
-    import keras
-    import tensorflow as tf
-
     if getattr(model, "optimizer", None) is None:
         raise ValueError("fit_custom_loop needs a compiled model: call model.compile(optimizer, loss) first.")
     if epochs <= initial_epoch or steps_per_epoch < 1:

@@ -13,6 +13,14 @@ import json
 import os
 from typing import Any, Sequence
 
+import keras
+import tensorflow as tf
+
+from bertcourse.training.callbacks import BestWeights, ResumableCheckpoint
+from bertcourse.training.custom_loop import fit_custom_loop, is_multi_worker
+from bertcourse.training.optim import bert_adamw
+from bertcourse.training.streams import StepStream, stream_from
+
 __all__ = ["set_precision", "get_strategy", "enable_determinism", "TrainConfig", "HF_TO_KERAS", "train"]
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -22,8 +30,6 @@ def set_precision(policy: str = "float32") -> str:
     """Set Keras' global dtype policy. ``mixed_bfloat16``: CPUs with AVX512-BF16 and TPUs;
     ``mixed_float16``: GPUs (``compile`` then wraps the optimizer in a ``LossScaleOptimizer``).
     Variables stay float32; the heads of this package compute their logits in float32."""
-    import keras
-
     if policy not in POLICIES:
         raise ValueError(f"precision must be one of {POLICIES}, got {policy!r}.")
     keras.mixed_precision.set_global_policy(policy)
@@ -32,12 +38,8 @@ def set_precision(policy: str = "float32") -> str:
 
 def enable_determinism(seed: int = 42) -> None:
     """Seed Python, NumPy and the backend, and make TensorFlow's ops deterministic (slower, exact)."""
-    import keras
-
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
         tf.config.experimental.enable_op_determinism()
 
 
@@ -49,8 +51,6 @@ def get_strategy(tpu: str | None = None, verbose: bool = True):
     * several GPUs (or several logical CPU devices configured for tests) -> ``MirroredStrategy``
     * otherwise the default strategy (one device)
     """
-    import tensorflow as tf
-
     strategy = None
     if tpu is not None or os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
         try:
@@ -95,6 +95,7 @@ HF_TO_KERAS = {
     "eval_strategy='epoch'": "model.fit(validation_data=...) (evaluated every epoch)",
     "load_best_model_at_end + metric_for_best_model": "BestWeights(monitor=...) callback",
     "save_steps / resume_from_checkpoint": "ResumableCheckpoint(every_steps=...) + train(resume=True)",
+    "save_total_limit": "ResumableCheckpoint(keep=...)",
     "logging_dir (TensorBoard)": "keras.callbacks.TensorBoard(log_dir=...)",
     "torch_compile": "model.compile(jit_compile=True) (XLA)",
 }
@@ -104,7 +105,9 @@ HF_TO_KERAS = {
 class TrainConfig:
     """Training arguments with Hugging Face ``TrainingArguments`` names, mapped onto Keras.
 
-    ``total_steps`` is derived from ``max_steps`` or epochs x steps per epoch by :func:`train`.
+    ``total_steps`` is derived from ``max_steps`` or epochs x steps per epoch by :func:`train`;
+    ``steps_per_epoch`` (batches per epoch: how often Keras logs, evaluates and calls epoch callbacks)
+    may also be given to :func:`train`. ``max_steps`` counts optimizer updates.
     """
 
     output_dir: str = "runs/train"
@@ -127,6 +130,8 @@ class TrainConfig:
     metric_for_best_model: str = "val_loss"
     greater_is_better: bool = False
     save_steps: int | None = None
+    save_total_limit: int = 3
+    steps_per_epoch: int | None = None
     jit_compile: bool = False
     logging_dir: str | None = None
 
@@ -139,14 +144,18 @@ class TrainConfig:
             raise ValueError("gradient_accumulation_steps and per_device_train_batch_size must be >= 1.")
         if self.load_best_model_at_end and self.eval_strategy == "no":
             raise ValueError("load_best_model_at_end needs evaluation: set eval_strategy='epoch'.")
+        for name in ("max_steps", "save_steps", "steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None), got {value}.")
+        if self.num_train_epochs < 1 or self.save_total_limit < 1:
+            raise ValueError("num_train_epochs and save_total_limit must be >= 1.")
 
     @property
     def precision_policy(self) -> str:
         return "mixed_float16" if self.fp16 else "mixed_bfloat16" if self.bf16 else "float32"
 
     def optimizer(self, total_steps: int):
-        from bertcourse.training.optim import bert_adamw
-
         return bert_adamw(self.learning_rate, total_steps, warmup_ratio=self.warmup_ratio,
                           weight_decay=self.weight_decay, beta_1=self.adam_beta1, beta_2=self.adam_beta2,
                           epsilon=self.adam_epsilon, clipnorm=self.max_grad_norm,
@@ -156,30 +165,42 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
 
-def train(build_model, train_data, config: TrainConfig, steps_per_epoch: int, validation_data=None,
-          compile_kwargs: dict[str, Any] | None = None, callbacks: Sequence = (), resume: bool = False,
-          verbose: int | str = "auto", loop: str = "auto"):
-    """Build, compile and fit a model the ``TrainConfig`` way; returns ``(model, history_dict)``.
+def train(build_model, train_data: tf.data.Dataset | StepStream, config: TrainConfig,
+          steps_per_epoch: int | None = None, validation_data=None, compile_kwargs: dict[str, Any] | None = None,
+          callbacks: Sequence = (), resume: bool = False, verbose: int | str = "auto", loop: str = "auto",
+          history_file: str | os.PathLike | None = None):
+    """Build, compile and train a model the ``TrainConfig`` way; returns ``(model, history_dict)``.
 
-    ``build_model()`` is called after the precision policy is set (so layers pick it up);
-    ``train_data`` is a ``tf.data.Dataset`` that repeats. With ``save_steps`` and ``resume=True``,
-    training restarts exactly from the last good checkpoint in ``output_dir``.
+    The one engine of the package: pretraining (:func:`~bertcourse.training.pretrain.pretrain`) and
+    fine-tuning (:func:`~bertcourse.training.finetune.finetune_classifier`) both run through it.
+
+    * ``build_model()`` is called after the precision policy is set and the seeds are fixed.
+    * ``train_data``: a step-indexed stream, ``start_step -> tf.data.Dataset`` whose first batch is the
+      run's batch number ``start_step`` (:func:`~bertcourse.training.streams.shuffled_batches` makes one
+      from in-memory examples), or a repeating ``tf.data.Dataset`` (resumed with ``skip``: exact only
+      without a ``reshuffle_each_iteration`` shuffle in it).
+    * With ``save_steps``: a checkpoint every ``save_steps`` batches and at the last step (see
+      :class:`~bertcourse.training.callbacks.ResumableCheckpoint`); ``resume=True`` continues from the newest
+      good one in ``output_dir/checkpoints``, at ANY step: mid-epoch, shuffled data, best weights, epoch
+      history and dropout RNG included, so the result equals the uninterrupted run's bit for bit.
+    * ``history_file``: ``history.json`` (+ ``log.csv``), rewritten after every epoch, resumed epochs included.
 
     ``loop``: ``"fit"`` (Keras ``model.fit``), ``"custom"`` (:func:`~bertcourse.training.custom_loop.fit_custom_loop`,
     which also runs under ``MultiWorkerMirroredStrategy``, where ``fit`` fails), or ``"auto"``: custom
     under a multi-worker strategy, ``fit`` otherwise.
     """
-    import keras
-
-    from bertcourse.training.callbacks import BestWeights, ResumableCheckpoint
-    from bertcourse.training.custom_loop import fit_custom_loop, is_multi_worker
-
     if loop not in ("auto", "fit", "custom"):
         raise ValueError(f"loop must be 'auto', 'fit' or 'custom', got {loop!r}.")
     custom = loop == "custom" or (loop == "auto" and is_multi_worker())
     if custom and validation_data is not None and config.eval_strategy == "epoch":
         raise ValueError("The custom loop trains only; evaluate after training, or use loop='fit' "
                          "(set eval_strategy='no' to train with validation_data ignored).")
+    steps_per_epoch = steps_per_epoch or config.steps_per_epoch
+    if not steps_per_epoch or steps_per_epoch < 1:
+        raise ValueError("train() needs steps_per_epoch >= 1 (argument or TrainConfig.steps_per_epoch).")
+    if resume and not config.save_steps:
+        raise ValueError("resume=True needs save_steps (the checkpoints of the run to continue).")
+    stream = stream_from(train_data)
 
     set_precision(config.precision_policy)
     enable_determinism(config.seed)
@@ -192,38 +213,37 @@ def train(build_model, train_data, config: TrainConfig, steps_per_epoch: int, va
     epochs = total_micro_steps // steps_per_epoch
     updates = max(1, total_micro_steps // config.gradient_accumulation_steps)
     model.compile(optimizer=config.optimizer(updates), jit_compile=config.jit_compile, **(compile_kwargs or {}))
-    callbacks = list(callbacks)
-    initial_step = 0
-    if config.save_steps:
-        ckpt = ResumableCheckpoint(os.path.join(config.output_dir, "checkpoints"), every_steps=config.save_steps)
-        if resume:
-            initial_step = ckpt.restore(model)
-        callbacks.append(ckpt)
-    if config.load_best_model_at_end:
-        callbacks.append(BestWeights(config.metric_for_best_model, greater_is_better=config.greater_is_better))
+    best = BestWeights(config.metric_for_best_model, greater_is_better=config.greater_is_better,
+                       restore_at_end=False) if config.load_best_model_at_end else None
+    state = ResumableCheckpoint(os.path.join(config.output_dir, "checkpoints"), every_steps=config.save_steps,
+                                keep=config.save_total_limit, verbose=True, best=best,
+                                final_step=total_micro_steps, history_file=history_file)
+    initial_step = state.restore(model) if resume else 0
+    # the engine's own state first: later callbacks see the epoch logs of a resumed epoch already completed
+    engine_callbacks: list = [state] + ([best] if best is not None else [])
     if config.logging_dir:
-        callbacks.append(keras.callbacks.TensorBoard(config.logging_dir))
-    data = train_data.skip(initial_step) if initial_step else train_data
+        engine_callbacks.append(keras.callbacks.TensorBoard(config.logging_dir))
+    all_callbacks = engine_callbacks + list(callbacks)
     validation = validation_data if config.eval_strategy == "epoch" else None
-    history: dict[str, list] = {}
 
-    def run(epoch_from: int, epoch_to: int, steps: int, dataset) -> None:
+    def run(epoch_from: int, epoch_to: int, steps: int, start_step: int) -> None:
+        dataset = stream(start_step)  # a new dataset per call: its first batch is batch number start_step
         if custom:
-            h = fit_custom_loop(model, dataset, epochs=epoch_to, steps_per_epoch=steps, callbacks=callbacks,
-                                initial_epoch=epoch_from, verbose=verbose)
-            for key, values in h.items():
-                history.setdefault(key, []).extend(values)
-            return
-        h = model.fit(dataset, epochs=epoch_to, initial_epoch=epoch_from, steps_per_epoch=steps,
-                      validation_data=validation, callbacks=callbacks, verbose=verbose).history
-        for key, values in h.items():
-            history.setdefault(key, []).extend(values)
+            fit_custom_loop(model, dataset, epochs=epoch_to, steps_per_epoch=steps, callbacks=all_callbacks,
+                            initial_epoch=epoch_from, verbose=verbose)
+        else:
+            model.fit(dataset, epochs=epoch_to, initial_epoch=epoch_from, steps_per_epoch=steps,
+                      validation_data=validation, callbacks=all_callbacks, verbose=verbose)
 
     epoch, done_in_epoch = divmod(initial_step, steps_per_epoch)
     if done_in_epoch:  # a resumed run first finishes the interrupted epoch
-        run(epoch, epoch + 1, steps_per_epoch - done_in_epoch, data)
-        data = data.skip(steps_per_epoch - done_in_epoch)
+        run(epoch, epoch + 1, steps_per_epoch - done_in_epoch, initial_step)
         epoch += 1
     if epoch < epochs:
-        run(epoch, epochs, steps_per_epoch, data)
-    return model, history
+        run(epoch, epochs, steps_per_epoch, epoch * steps_per_epoch)
+    if best is not None:
+        best.set_model(model)
+        best.restore_best()
+    if history_file and not state.history:
+        state.write_history(history_file)
+    return model, {k: list(v) for k, v in state.history.items()}
