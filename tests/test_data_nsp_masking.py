@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from bertcourse.data import corpora
-from bertcourse.data.masking import MaskingConfig, mask_tokens, whole_word_starts
+from bertcourse.data.masking import (MaskingConfig, mask_tokens, mask_tokens_reference, num_predictions,
+                                     whole_word_starts)
 from bertcourse.data.nsp import NspPair, create_nsp_pairs, tokenize_documents, truncate_pair
 from bertcourse.data.pipeline import pack_pair, pretraining_dataset, read_static_tfrecords, write_static_tfrecords
 from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path
@@ -257,3 +258,108 @@ def test_static_masking_tfrecords(tokenizer, tmp_path):
     second = np.stack([b[0]["token_ids"][0] for b in batches[half:2 * half]])
     assert not np.array_equal(first, second)
     assert all(b[2]["mlm"].sum() >= 1 for b in batches)
+
+
+# ----------------------------------------------------------------------------- the NumPy reference
+class GraphDraws:
+    """Stands in for the ``np.random.Generator`` of ``mask_tokens_reference`` and hands it the random
+    numbers ``mask_tokens`` draws for the same seed: scores, actions, random-token indices."""
+
+    def __init__(self, seed):
+        self.seeds = tf.random.experimental.stateless_split(tf.cast(tf.constant(seed), tf.int32), num=4)
+        self.calls = 0
+
+    def random(self, size, dtype=np.float64):
+        assert dtype == np.float32 and self.calls < 2
+        self.calls += 1
+        return tf.random.stateless_uniform([size], self.seeds[self.calls - 1]).numpy()
+
+    def integers(self, low, high, size):
+        assert low == 0 and self.calls == 2
+        self.calls += 1
+        return tf.random.stateless_uniform([size], self.seeds[2], minval=0, maxval=high, dtype=tf.int32).numpy()
+
+
+def _specials(tokenizer):
+    return [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
+
+
+@pytest.mark.parametrize("whole_word, max_predictions", [(False, 20), (True, 20), (False, 4), (True, 3)])
+def test_reference_equals_graph_on_the_same_draws(tokenizer, packed, whole_word, max_predictions):
+    starts = whole_word_starts(tokenizer.get_vocabulary()) if whole_word else None
+    for row, features in enumerate(packed[:120]):
+        ids = features["token_ids"]
+        if row % 10 == 9:  # short sequences too (few candidates, budget 1)
+            ids = np.concatenate([ids[:6], [tokenizer.sep_id], np.zeros(len(ids) - 7, np.int32)])
+        seed = [11, row]
+        graph = mask_tokens(tf.constant(ids), tokenizer.vocabulary_size, _specials(tokenizer), tokenizer.mask_id,
+                            seed=seed, max_predictions=max_predictions, word_starts=starts)
+        reference = mask_tokens_reference(ids, tokenizer.vocabulary_size, _specials(tokenizer), tokenizer.mask_id,
+                                          rng=GraphDraws(seed), max_predictions=max_predictions, word_starts=starts)
+        for name in ("token_ids", "masked_positions", "masked_ids", "masked_weights"):
+            np.testing.assert_array_equal(reference[name], graph[name].numpy(), err_msg=f"row {row}: {name}")
+            assert reference[name].dtype == graph[name].numpy().dtype, name
+
+
+def _selection(original, out, max_predictions):
+    weights = out["masked_weights"].astype(bool)
+    selected = np.zeros_like(original, dtype=bool)
+    rows = np.repeat(np.arange(len(original))[:, None], max_predictions, axis=1)
+    selected[rows[weights], out["masked_positions"][weights]] = True
+    return selected
+
+
+def test_reference_statistics_match_the_graph(tokenizer, packed):
+    """The plain-NumPy rule, fed NumPy's own generator: the same shares as the graph version."""
+    original = np.stack([p["token_ids"] for p in packed])
+    rng = np.random.default_rng(7)
+    outs = [mask_tokens_reference(ids, tokenizer.vocabulary_size, _specials(tokenizer), tokenizer.mask_id, rng=rng)
+            for ids in original]
+    out = {k: np.stack([o[k] for o in outs]) for k in outs[0]}
+    specials = np.isin(original, _specials(tokenizer))
+    n_real = int((~specials).sum())
+    assert n_real > 100_000
+    selected = _selection(original, out, 20)
+    _, graph = _mask_many(tokenizer, packed, seed=7)
+    graph_selected = _selection(original, graph, 20)
+    # how many is not random (round(0.15 * real tokens) per sequence): the very same count
+    assert selected.sum(axis=1).tolist() == graph_selected.sum(axis=1).tolist()
+    frac = selected.sum() / n_real
+    assert abs(frac - 0.15) <= 0.005, frac  # measured: 0.1519
+    assert not (selected & specials).any(), "a special or padding position was selected"
+    assert (out["masked_weights"].sum(axis=1) <= 20).all()
+    assert (out["masked_ids"][out["masked_weights"] > 0] == original[selected]).all()
+    new, old = out["token_ids"][selected], original[selected]
+    shares = {"[MASK]": np.mean(new == tokenizer.mask_id), "kept": np.mean(new == old),
+              "random": np.mean((new != tokenizer.mask_id) & (new != old))}
+    g_new = graph["token_ids"][graph_selected]
+    graph_shares = {"[MASK]": np.mean(g_new == tokenizer.mask_id), "kept": np.mean(g_new == original[graph_selected]),
+                    "random": np.mean((g_new != tokenizer.mask_id) & (g_new != original[graph_selected]))}
+    for name, target in [("[MASK]", 0.8), ("random", 0.1), ("kept", 0.1)]:
+        assert abs(shares[name] - target) <= 0.01, (name, shares[name])
+        assert abs(shares[name] - graph_shares[name]) <= 0.015, (name, shares[name], graph_shares[name])
+    assert not np.isin(new[(new != tokenizer.mask_id) & (new != old)], _specials(tokenizer)).any()
+    assert (out["token_ids"][~selected] == original[~selected]).all(), "unselected tokens changed"
+
+
+def test_reference_respects_max_predictions_and_whole_words(tokenizer, packed):
+    starts = whole_word_starts(tokenizer.get_vocabulary())
+    rng = np.random.default_rng(3)
+    for features in packed[:200]:
+        ids = features["token_ids"]
+        out = mask_tokens_reference(ids, tokenizer.vocabulary_size, _specials(tokenizer), tokenizer.mask_id,
+                                    rng=rng, max_predictions=5, word_starts=starts)
+        positions = out["masked_positions"][out["masked_weights"] > 0]
+        assert 1 <= len(positions) <= 5 and (np.diff(positions) > 0).all()
+        changed = np.flatnonzero(out["token_ids"] != ids)
+        assert set(changed) <= set(positions), "a token outside the predictions was changed"
+
+
+def test_num_predictions_is_the_budget_rule():
+    assert [num_predictions(n) for n in (1, 8, 20, 64, 128, 256, 384, 512)] == [1, 2, 4, 10, 20, 39, 58, 77]
+    for n in range(1, 600):
+        for rate in (0.1, 0.15, 0.2, 0.4):
+            assert num_predictions(n, rate) == max(1, round(n * rate + 0.5))
+    assert MaskingConfig.for_length(128).max_predictions == 20
+    with pytest.raises(ValueError, match="rate"):
+        num_predictions(128, rate=0.0)
