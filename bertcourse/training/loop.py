@@ -232,7 +232,7 @@ def train(build_model, train_data: tf.data.Dataset | StepStream, config: TrainCo
             fit_custom_loop(model, dataset, epochs=epoch_to, steps_per_epoch=steps, callbacks=all_callbacks,
                             initial_epoch=epoch_from, verbose=verbose)
         else:
-            model.fit(dataset, epochs=epoch_to, initial_epoch=epoch_from, steps_per_epoch=steps,
+            model.fit(dataset, epochs=epoch_to, initial_epoch=epoch_from, steps_per_epoch=steps, shuffle=False,
                       validation_data=validation, callbacks=all_callbacks, verbose=verbose)
 
     epoch, done_in_epoch = divmod(initial_step, steps_per_epoch)

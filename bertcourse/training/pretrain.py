@@ -1,123 +1,184 @@
-"""Pretraining a small BERT end to end (lesson 07): data -> BertPretrainer -> fit -> weights on disk.
+"""Pretraining a small BERT end to end (lesson 07): data -> BertPretrainer -> the training engine -> a run
+directory.
 
->>> from bertcourse.training.pretrain import PretrainConfig, pretrain          # doctest: +SKIP
->>> model, history = pretrain(train_docs, tokenizer, PretrainConfig(preset="mini", steps=1000),
+``PretrainConfig`` holds what is specific to pretraining (model size, sequence length, masking, NSP, the
+sparse last layer); how to optimise (steps, batch size, learning rate, precision, seed, checkpoints) is the
+engine's :class:`~bertcourse.training.loop.TrainConfig`, with pretraining's defaults from
+:func:`pretraining_train_config`. The run goes through :func:`~bertcourse.training.loop.train`, so it is
+checkpointed (atomic, checksummed) and a killed run resumes exactly, at any step.
+
+>>> PretrainConfig(preset="tiny", seq_len=64, mask_rate=0.3).max_predictions
+20
+>>> tc = pretraining_train_config(steps=200, steps_per_epoch=50, batch_size=16)
+>>> tc.max_steps, tc.steps_per_epoch, tc.per_device_train_batch_size, tc.learning_rate, tc.save_steps
+(200, 50, 16, 0.001, 50)
+>>> model, history = pretrain(train_docs, tokenizer, PretrainConfig(preset="mini"), tc,
 ...                           out_dir="runs/pretrain-mini")                      # doctest: +SKIP
-
-The run is resumable: with ``out_dir`` set, Keras' ``BackupAndRestore`` keeps a backup every epoch
-and a rerun of the same call continues where it stopped.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import json
+import hashlib
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["PretrainConfig", "build_pretrainer", "pretrain", "evaluate_mlm", "unigram_baseline"]
+from bertcourse.config import BertConfig
+from bertcourse.data.masking import MaskingConfig, num_predictions
+from bertcourse.data.nsp import tokenize_documents
+from bertcourse.data.pipeline import pretraining_dataset
+from bertcourse.models import BertBackbone
+from bertcourse.models.pretraining import BertPretrainer
+from bertcourse.text import save_vocabulary
+from bertcourse.training.loop import TrainConfig, train
+from bertcourse.training.run import RunDirectory, atomic_save_weights
+
+__all__ = ["PretrainConfig", "pretraining_train_config", "build_pretrainer", "pretrain", "evaluate_mlm",
+           "unigram_baseline", "PRETRAINING_DEFAULTS"]
 
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    """What a pretraining run needs. ``steps`` are optimizer updates; ``steps_per_epoch`` sets how often
-    Keras logs, probes and backs up."""
+    """What is specific to pretraining: the model and the MLM/NSP data. Optimisation lives in ``TrainConfig``."""
 
     preset: str = "mini"
     seq_len: int = 128
-    batch_size: int = 32
-    steps: int = 1000
-    steps_per_epoch: int = 100
-    learning_rate: float = 1e-3
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    mlm_only: bool = False
+    mlm_only: bool = False  # no NSP head (RoBERTa-style)
     whole_word: bool = False
     mask_rate: float = 0.15  # training only; held-out evaluation always masks BERT's 15%
-    normalize_first: bool = False  # pre-LayerNorm blocks (not BERT's post-LN)
+    short_seq_prob: float = 0.1  # NSP pairs: share of shorter sequences (BERT's create_pretraining_data)
+    normalize_first: bool = False  # pre-LayerNorm blocks (not BERT's post-LN); stored in BertConfig
     sparse_last_layer: bool = True  # last block only at [CLS] + masked positions: same outputs, ~1.2x faster
     dropout: float = 0.1
-    seed: int = 12345
-    jit_compile: bool = False  # measured on a 2-core CPU: XLA makes the BERT train step slower (lesson 08)
-    precision: str = "float32"  # "mixed_bfloat16": about 2x faster on CPUs with AVX512-BF16 (lesson 08)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.steps_per_epoch < 1:
-            raise ValueError("steps and steps_per_epoch must be >= 1.")
+        if self.seq_len < 8:
+            raise ValueError(f"seq_len must be >= 8, got {self.seq_len}.")
         if not 0.0 < self.mask_rate < 1.0:
             raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}.")
-        if self.steps % self.steps_per_epoch:
-            raise ValueError(f"steps ({self.steps}) must be a multiple of steps_per_epoch ({self.steps_per_epoch}).")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+
+    @property
+    def max_predictions(self) -> int:
+        """Prediction slots per sequence (:func:`bertcourse.data.masking.num_predictions`)."""
+        return num_predictions(self.seq_len, self.mask_rate)
+
+    @property
+    def masking(self) -> MaskingConfig:
+        return MaskingConfig.for_length(self.seq_len, rate=self.mask_rate)
 
 
-def build_pretrainer(tokenizer, config: PretrainConfig):
-    """A fresh ``BertPretrainer`` for ``config.preset`` sized to the tokenizer's vocabulary."""
-    import keras
+# Pretraining's optimisation defaults (BERT's recipe at course scale), as TrainConfig fields.
+PRETRAINING_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-3, "per_device_train_batch_size": 32, "max_steps": 1000,
+                                        "steps_per_epoch": 100, "warmup_ratio": 0.1, "weight_decay": 0.01,
+                                        "seed": 12345, "eval_strategy": "no"}
 
-    from bertcourse import BertConfig
-    from bertcourse.models import BertBackbone
-    from bertcourse.models.pretraining import BertPretrainer
 
-    keras.utils.set_random_seed(config.seed)
+def pretraining_train_config(steps: int | None = None, steps_per_epoch: int | None = None,
+                             batch_size: int | None = None, **fields: Any) -> TrainConfig:
+    """A ``TrainConfig`` with pretraining's defaults; ``steps`` = ``max_steps``, ``batch_size`` =
+    ``per_device_train_batch_size``. ``save_steps`` defaults to one checkpoint per epoch."""
+    values = dict(PRETRAINING_DEFAULTS)
+    for key, value in (("max_steps", steps), ("steps_per_epoch", steps_per_epoch),
+                       ("per_device_train_batch_size", batch_size)):
+        if value is not None:
+            values[key] = value
+    values.update(fields)
+    values.setdefault("save_steps", values["steps_per_epoch"])
+    config = TrainConfig(**values)
+    if config.max_steps % config.steps_per_epoch:
+        raise ValueError(f"steps ({config.max_steps}) must be a multiple of steps_per_epoch "
+                         f"({config.steps_per_epoch}).")
+    return config
+
+
+def build_pretrainer(tokenizer, config: PretrainConfig, dtype=None, seed: int | None = None) -> BertPretrainer:
+    """A fresh ``BertPretrainer`` for ``config.preset`` sized to the tokenizer's vocabulary.
+    ``seed``: set Keras' seeds first (``train`` does it itself before it calls the builder)."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     bert_config = BertConfig.preset(config.preset, vocab_size=tokenizer.vocabulary_size,
                                     max_position_embeddings=max(config.seq_len, 128),
-                                    hidden_dropout=config.dropout, attention_dropout=config.dropout)
-    backbone = BertBackbone(bert_config, normalize_first=config.normalize_first, dtype=config.precision)
+                                    hidden_dropout=config.dropout, attention_dropout=config.dropout,
+                                    normalize_first=config.normalize_first)
+    backbone = BertBackbone(bert_config, dtype=dtype)
     return BertPretrainer(backbone, mlm_only=config.mlm_only, sparse_last_layer=config.sparse_last_layer)
 
 
-def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig, out_dir: str | Path | None = None,
-             callbacks: Sequence = (), verbose: int | str = "auto"):
+def _global_batch(train_config: TrainConfig) -> int:
+    return train_config.per_device_train_batch_size * tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig | None = None,
+             train_config: TrainConfig | None = None, out_dir: str | Path | None = None, resume: bool = False,
+             overwrite: bool = False, callbacks: Sequence = (), verbose: int | str = "auto"):
     """Pretrain from scratch on ``train_documents``; returns ``(pretrainer, history_dict)``.
 
-    With ``out_dir``: resumes from ``out_dir/backup`` if a previous run was interrupted, and writes
-    ``pretrainer.weights.h5``, ``backbone.weights.h5``, ``config.json``, ``vocab.txt`` and
-    ``history.json`` there at the end.
+    With ``out_dir``: a :class:`~bertcourse.training.run.RunDirectory` of kind ``"pretraining"`` (refused
+    over another kind of run, over a finished run without ``overwrite``, over an interrupted one without
+    ``resume``). ``vocab.txt``, ``config.json``, ``pretrain_config.json`` are written first, checkpoints
+    every ``train_config.save_steps`` batches, ``history.json``/``log.csv`` every epoch, TensorBoard logs in
+    ``logs/``; at the end ``pretrainer.weights.h5`` and ``backbone.weights.h5`` (atomically), then the
+    run is marked finished. ``resume=True`` continues the interrupted run exactly where its newest good
+    checkpoint stopped (same data, masks, dropout and optimizer state as the uninterrupted run).
     """
-    import keras
-
-    from bertcourse.data.pretraining import MaskingConfig, pretraining_dataset
-    from bertcourse.text import save_vocabulary
-    from bertcourse.training.optim import bert_adamw
-
-    model = build_pretrainer(tokenizer, config)
-    masking = MaskingConfig(rate=config.mask_rate,
-                            max_predictions=max(1, round(config.seq_len * config.mask_rate + 0.5)))
-    data = pretraining_dataset(train_documents, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size,
-                               masking=masking, whole_word=config.whole_word, seed=config.seed)
-    model.compile(bert_adamw(config.learning_rate, config.steps, warmup_ratio=config.warmup_ratio,
-                             weight_decay=config.weight_decay), jit_compile=config.jit_compile)
-    callbacks = list(callbacks)
+    config = config or PretrainConfig()
+    train_config = train_config or pretraining_train_config()
+    if train_config.max_steps is None:
+        raise ValueError("Pretraining counts steps: set TrainConfig.max_steps (pretraining_train_config(steps=...)).")
+    run = None
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        resuming = (out / "backup").exists()  # an interrupted run: continue its log; a new run: a new log
-        callbacks.append(keras.callbacks.BackupAndRestore(str(out / "backup")))
-        callbacks.append(keras.callbacks.CSVLogger(str(out / "log.csv"), append=resuming))
-    history = model.fit(data, epochs=config.steps // config.steps_per_epoch, steps_per_epoch=config.steps_per_epoch,
-                        callbacks=callbacks, verbose=verbose).history
-    if out_dir is not None:
-        model.save_weights(str(out / "pretrainer.weights.h5"))
-        model.backbone.save_weights(str(out / "backbone.weights.h5"))
-        model.backbone.config.to_json(out / "config.json")
-        save_vocabulary(tokenizer.get_vocabulary(), out / "vocab.txt")
-        (out / "history.json").write_text(json.dumps(history, indent=1))
-        (out / "pretrain_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+        fields = {"output_dir": str(out), "logging_dir": train_config.logging_dir or str(out / "logs")}
+        if train_config.save_steps is None:
+            fields["save_steps"] = train_config.steps_per_epoch
+        train_config = dataclasses.replace(train_config, **fields)
+        vocabulary = tokenizer.get_vocabulary()
+        run_config = {"kind": "pretraining", "pretrain": dataclasses.asdict(config),
+                      "train": {k: v for k, v in dataclasses.asdict(train_config).items()
+                                if k not in ("output_dir", "logging_dir")},
+                      "vocab_sha256": hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()}
+        run = RunDirectory.create(out, "pretraining", run_config, overwrite=overwrite, resume=resume)
+        if not resume:
+            save_vocabulary(vocabulary, run.vocab)  # before training, so a resumed run reads the same one
+            run.write_json("pretrain_config", dataclasses.asdict(config))
+    elif resume:
+        raise ValueError("resume=True needs out_dir (the run to continue).")
+    else:
+        train_config = dataclasses.replace(train_config, save_steps=None)  # nowhere to keep checkpoints
+    dtype = train_config.precision_policy
+
+    def build():
+        return build_pretrainer(tokenizer, config, dtype=dtype)
+
+    def stream(start_step: int):
+        return pretraining_dataset(train_documents, tokenizer, seq_len=config.seq_len,
+                                   batch_size=_global_batch(train_config), masking=config.masking,
+                                   whole_word=config.whole_word, seed=train_config.seed,
+                                   short_seq_prob=config.short_seq_prob, start_batch=start_step)
+
+    model, history = train(build, stream, train_config, callbacks=callbacks, resume=resume, verbose=verbose,
+                           history_file=run.history if run is not None else None)
+    if run is not None:
+        model.backbone.config.to_json(run.config_json)
+        atomic_save_weights(model, run.pretrainer_weights)
+        atomic_save_weights(model.backbone, run.backbone_weights)
+        run.mark_finished()  # only now do the checkpoints go: a crash before this line resumes
     return model, history
 
 
 def evaluate_mlm(model, documents: Sequence, tokenizer, seq_len: int = 128, batch_size: int = 32,
                  max_batches: int | None = None, seed: int = 2024) -> dict[str, float]:
     """MLM accuracy, loss and perplexity (+ NSP accuracy) on held-out documents, with fixed masks."""
-    from bertcourse.data.pretraining import MaskingConfig, pretraining_dataset
-
-    masking = MaskingConfig(max_predictions=max(1, round(seq_len * 0.15 + 0.5)))
-    data = pretraining_dataset(documents, tokenizer, seq_len=seq_len, batch_size=batch_size, masking=masking,
-                               seed=seed, shuffle_buffer=0, repeat=False)
+    data = pretraining_dataset(documents, tokenizer, seq_len=seq_len, batch_size=batch_size,
+                               masking=MaskingConfig.for_length(seq_len), seed=seed, shuffle=False, repeat=False)
     if max_batches:
         data = data.take(max_batches)
     logs = model.evaluate(data, verbose=0, return_dict=True)
@@ -132,8 +193,6 @@ def unigram_baseline(train_documents: Sequence, heldout_documents: Sequence, tok
     cross-entropy of the (add-one smoothed) unigram distribution, on the same masks as
     :func:`evaluate_mlm`.
     """
-    from bertcourse.data.pretraining import MaskingConfig, pretraining_dataset, tokenize_documents
-
     specials = {tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id}
     counts = collections.Counter(t for doc in tokenize_documents(train_documents, tokenizer) for s in doc for t in s)
     vocab = tokenizer.vocabulary_size
@@ -144,9 +203,8 @@ def unigram_baseline(train_documents: Sequence, heldout_documents: Sequence, tok
         freq[token] = 0.0
     prob = freq / freq.sum()
     best = int(np.argmax(prob))
-    masking = MaskingConfig(max_predictions=max(1, round(seq_len * 0.15 + 0.5)))
-    data = pretraining_dataset(heldout_documents, tokenizer, seq_len=seq_len, batch_size=batch_size, masking=masking,
-                               seed=seed, shuffle_buffer=0, repeat=False)
+    data = pretraining_dataset(heldout_documents, tokenizer, seq_len=seq_len, batch_size=batch_size,
+                               masking=MaskingConfig.for_length(seq_len), seed=seed, shuffle=False, repeat=False)
     if max_batches:
         data = data.take(max_batches)
     correct = total = 0.0
