@@ -34,6 +34,7 @@ import h5py
 from safetensors import SafetensorError, safe_open
 
 from bertcourse.config import PRESETS, BertConfig
+from bertcourse.course import import_tensorflow_quietly, quiet_tensorflow
 from bertcourse.data import corpora
 from bertcourse.data.labelled import LabelledTexts, read_labelled_texts
 from bertcourse.errors import BertcourseError, ModelLoadError, RunDirectoryError
@@ -287,7 +288,8 @@ def _check_run_folder(out: Path, kind: str, resume: bool, overwrite: bool, run_f
         if finished:
             raise RunDirectoryError(f"{out} is a finished {kind} run: nothing to resume, nothing was changed "
                                     "(pass --overwrite instead of --resume to train it again).")
-        saved = {**(run_files.read_json("pretrain_config", {}) or {}), **run_files.config}
+        config = run_files.config
+        saved = {**(run_files.read_json("pretrain_config", {}) or {}), **config, **(config.get("pretrain") or {})}
         for name, value in settings.items():
             if name in saved and saved[name] != value:
                 raise RunDirectoryError(f"{out} was started with {name}={saved[name]!r}, this command asks for "
@@ -299,6 +301,12 @@ def _check_run_folder(out: Path, kind: str, resume: bool, overwrite: bool, run_f
                                     "--overwrite.")
         raise RunDirectoryError(f"--out {out} holds an interrupted {kind} run; pass --resume to continue it (or "
                                 "--overwrite to start again).")
+
+
+def _load_tensorflow():
+    """Import TensorFlow without its C++ start-up lines on stderr (so an error stays one line)."""
+    quiet_tensorflow()
+    return import_tensorflow_quietly()
 
 
 def _check_seq_len(seq_len: int, config: BertConfig, folder: Path) -> None:
@@ -320,43 +328,36 @@ def _pretrain(args) -> int:
     if args.resume and args.overwrite:
         raise CommandLineError("--resume continues a run and --overwrite starts it again: give one of them.")
 
+    _load_tensorflow()
     # lazy: TensorFlow loads only once the arguments and files above are known to be usable
-    import keras
-
-    from bertcourse.course import quiet_tensorflow
-    from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary, save_vocabulary
-    from bertcourse.training import set_precision
-    from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain
+    from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
+    from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain, pretraining_train_config
     from bertcourse.training.run import RunDirectory
 
-    quiet_tensorflow()
     run = RunDirectory(args.out)
     _check_run_folder(args.out, "pretraining", args.resume, args.overwrite, run, preset=args.preset,
                       seq_len=args.seq_len, normalize_first=args.pre_ln, mlm_only=args.mlm_only)
-    if args.overwrite:
-        run.clear()
-    config = PretrainConfig(preset=args.preset, seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps,
-                            steps_per_epoch=spe, learning_rate=args.learning_rate,
-                            mlm_only=args.mlm_only, whole_word=args.whole_word, dropout=args.dropout, seed=args.seed,
-                            mask_rate=args.mask_rate, normalize_first=args.pre_ln,
-                            precision="mixed_bfloat16" if args.bf16 else "float32")
-    set_precision("mixed_bfloat16" if args.bf16 else "float32")
+    try:  # the configs validate the values given on the command line
+        config = PretrainConfig(preset=args.preset, seq_len=args.seq_len, mlm_only=args.mlm_only,
+                                whole_word=args.whole_word, mask_rate=args.mask_rate, normalize_first=args.pre_ln,
+                                dropout=args.dropout)
+        train_config = pretraining_train_config(steps=args.steps, steps_per_epoch=spe, batch_size=args.batch_size,
+                                                learning_rate=args.learning_rate, seed=args.seed, bf16=args.bf16)
+    except ValueError as err:
+        raise CommandLineError(str(err)) from None
     documents = corpora.load_corpus(*(args.corpus or []))
     train_docs, heldout_docs = corpora.split_documents(documents)
-    if args.vocab is not None:
-        vocabulary = load_vocabulary(args.vocab)
-    elif args.resume and run.path_of("vocab").is_file():
+    if args.resume and run.path_of("vocab").is_file():  # the run's own vocabulary, whatever --vocab says
         vocabulary = load_vocabulary(run.path_of("vocab"))
+    elif args.vocab is not None:
+        vocabulary = load_vocabulary(args.vocab)
     else:
         print(f"learning a {args.vocab_size:,}-piece vocabulary on {len(train_docs)} chapters ...", flush=True)
         vocabulary = learn_vocabulary([s for d in train_docs for s in d.sentences], args.vocab_size)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_vocabulary(vocabulary, run.path_of("vocab"))  # before training, so --resume uses the same one
     tokenizer = WordPieceTokenizer(vocabulary)
-    callbacks = [keras.callbacks.TensorBoard(str(run.path_of("logs")))]
-    model, _ = pretrain(train_docs, tokenizer, config, out_dir=args.out, callbacks=callbacks,
-                        verbose=2 if args.quiet else 1)
-    held = evaluate_mlm(model, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size)
+    model, _ = pretrain(train_docs, tokenizer, config, train_config, out_dir=args.out, resume=args.resume,
+                        overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+    held = evaluate_mlm(model, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=args.batch_size)
     print(f"held-out MLM accuracy {held['mlm_accuracy']:.1%}, perplexity {held['mlm_perplexity']:.0f}; "
           f"weights in {args.out}")
     return 0
@@ -382,15 +383,14 @@ def _finetune(args) -> int:
     elif args.init is not None:
         _check_folder("--init", args.init, hf=False)
 
+    _load_tensorflow()
     # lazy: TensorFlow loads only once the arguments and files above are known to be usable
     from bertcourse.convert.hf import load_hf_bert
-    from bertcourse.course import quiet_tensorflow
     from bertcourse.models import BertBackbone
     from bertcourse.text import WordPieceTokenizer
     from bertcourse.training.finetune import finetune_classifier
     from bertcourse.training.run import RunDirectory
 
-    quiet_tensorflow()
     if args.init is not None:  # a run's file names come from RunDirectory
         _check_seq_len(args.seq_len, _check_model_folder("--init", args.init, RunDirectory(args.init)), args.init)
     _check_run_folder(args.out, "classification", args.resume, args.overwrite, RunDirectory(args.out))
@@ -410,15 +410,16 @@ def _finetune(args) -> int:
         return BertBackbone(BertConfig.preset(args.preset, vocab_size=tokenizer.vocabulary_size,
                                               max_position_embeddings=max(args.seq_len, 128)))
 
-    if args.overwrite:
-        RunDirectory(args.out).clear()
+    source = {"init": str(args.init)} if args.init is not None else {"hf": str(args.hf)} if args.hf is not None \
+        else {"preset": args.preset}
     print(f"{args.task}: {len(train):,} training examples"
           + (f", {len(validation):,} validation" if validation else ""), flush=True)
     _, metrics = finetune_classifier(
         backbone_fn, tokenizer, train, args.out, validation=validation, seq_len=args.seq_len,
         batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
         learning_rate=args.learning_rate, dropout=args.dropout, bf16=args.bf16, seed=args.seed,
-        save_steps=args.save_steps, resume=args.resume, verbose=2 if args.quiet else 1)
+        save_steps=args.save_steps, resume=args.resume, overwrite=args.overwrite, source=source,
+        verbose=2 if args.quiet else 1)
     if "validation" in metrics:
         v = metrics["validation"]
         print(f"validation accuracy {v['accuracy']:.1%}, macro-F1 {v['macro_f1']:.3f}; model in {args.out}")
@@ -442,12 +443,9 @@ def _data(args) -> int:
 
 
 def _info(args) -> int:
-    from importlib.metadata import version
+    from importlib.metadata import version  # lazy: only `info` reads package versions
 
-    from bertcourse.course import import_tensorflow_quietly, quiet_tensorflow
-
-    quiet_tensorflow()
-    tf = import_tensorflow_quietly()
+    tf = _load_tensorflow()
     for package in ("bertcourse", "tensorflow", "tensorflow-text", "keras", "keras-hub"):
         print(f"{package:16s} {version(package)}")
     print("devices:", ", ".join(d.name for d in tf.config.list_logical_devices()))

@@ -23,7 +23,7 @@ from bertcourse.cli import build_parser, main, steps_per_epoch
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "good", "bad", "film", "##s"]
 TINY = BertConfig(vocab_size=len(VOCAB), num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32,
-                  max_position_embeddings=64)
+                  max_position_embeddings=128)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -58,7 +58,7 @@ def write_hf_folder(folder: Path) -> Path:
     (folder / "config.json").write_text(TINY.to_json(hf=True), encoding="utf-8")
     (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     save_file({"embeddings.word_embeddings.weight": np.zeros((len(VOCAB), 16), "float32"),
-               "embeddings.position_embeddings.weight": np.zeros((64, 16), "float32")},
+               "embeddings.position_embeddings.weight": np.zeros((128, 16), "float32")},
               str(folder / "model.safetensors"))
     return folder
 
@@ -103,10 +103,10 @@ def test_broken_hf_folder_is_one_line_before_tensorflow(tmp_path, breakage):
 def test_seq_len_over_the_hf_models_positions(tmp_path):
     """Issue 14 item 8: --seq-len past the position table gave a Keras-wrapped message with ANSI codes."""
     result = run_cli("finetune", "--train", write_labels(tmp_path / "train.tsv"), "--hf",
-                     write_hf_folder(tmp_path / "model"), "--seq-len", "65", "--out", tmp_path / "out")
+                     write_hf_folder(tmp_path / "model"), "--seq-len", "129", "--out", tmp_path / "out")
     assert result.returncode == 2
-    assert_one_line(result.stderr, "--seq-len 65 is longer than the model's position table",
-                    "max_position_embeddings=64", "use --seq-len 64 or less")
+    assert_one_line(result.stderr, "--seq-len 129 is longer than the model's position table",
+                    "max_position_embeddings=128", "use --seq-len 128 or less")
 
 
 @pytest.mark.parametrize("command", ["pretrain", "finetune"])
@@ -230,7 +230,7 @@ def test_seq_len_over_the_init_runs_positions(runs, tmp_path, capsys):
     root, pre = runs
     line = run_main(capsys, "finetune", "--train", write_labels(tmp_path / "train.tsv"), "--init", pre.path,
                     "--seq-len", "512", "--out", tmp_path / "out")
-    assert "--seq-len 512 is longer than the model's position table (max_position_embeddings=64" in line
+    assert "--seq-len 512 is longer than the model's position table (max_position_embeddings=128" in line
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
