@@ -1,101 +1,67 @@
 """Fine-tune a ``BertClassifier`` on labelled text files (``bertcourse finetune``; lessons 08-09).
 
-Input files are TSV (``.tsv``) or CSV (``.csv``) with a header row: a ``text`` column, a ``label``
-column, and optionally ``text_b`` for sentence-pair tasks (packed ``[CLS] a [SEP] b [SEP]``).
+The pieces live where they belong: the files are read by :func:`bertcourse.data.labelled.read_labelled_texts`
+(strict; labels kept as written), text becomes model inputs in the classifier's
+:class:`~bertcourse.text.BertPreprocessor`, the model, its label order and its metrics are
+:mod:`bertcourse.tasks.classification`; training is the engine's :func:`~bertcourse.training.loop.train`
+(exact resume at any step); the result is a :class:`~bertcourse.training.run.RunDirectory` of kind
+``"classification"`` that :meth:`~bertcourse.training.run.RunDirectory.load_task` reloads.
 
->>> from bertcourse.training.finetune import label_map
->>> label_map(["pos", "neg", "pos"]), label_map(["2", "10", "2"])
-({'neg': 0, 'pos': 1}, {'2': 0, '10': 1})
-
-The encoder comes from lesson 07's run directory (:func:`bertcourse.pretrained.load_course_backbone`),
-a Hugging Face BERT directory (:func:`bertcourse.convert.load_hf_bert`) or a fresh preset.
+>>> from bertcourse.data.labelled import LabelledTexts
+>>> from bertcourse.models import BertBackbone
+>>> from bertcourse.text import WordPieceTokenizer
+>>> import tempfile
+>>> tok = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"])
+>>> data = LabelledTexts(["good film", "bad film"] * 4, ["pos", "neg"] * 4)
+>>> out = tempfile.mkdtemp() + "/clf"
+>>> model, metrics = finetune_classifier(lambda: BertBackbone("tiny", vocab_size=8), tok, data, out,
+...                                      seq_len=8, batch_size=4, epochs=1, verbose=0)
+>>> metrics["labels"], metrics["steps_per_epoch"]
+({'neg': 0, 'pos': 1}, 2)
+>>> from bertcourse.training.run import RunDirectory
+>>> reloaded = RunDirectory(out).load_task()
+>>> bool((reloaded.predict(["good film"], verbose=0) == model.predict(["good film"], verbose=0)).all())
+True
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["LabelledTexts", "read_labelled_texts", "label_map", "encode_texts", "finetune_classifier",
-           "classification_metrics"]
+from bertcourse.data.labelled import LabelledTexts, check_training_labels
+from bertcourse.errors import DataFileError
+from bertcourse.tasks.base import as_preprocessor
+from bertcourse.tasks.classification import BertClassifier, classification_metrics, label_map
+from bertcourse.text import save_vocabulary
+from bertcourse.training.loop import TrainConfig, train as train_loop
+from bertcourse.training.run import RunDirectory, atomic_save_weights
+from bertcourse.training.streams import shuffled_batches
 
-
-@dataclasses.dataclass
-class LabelledTexts:
-    texts: list[str]
-    labels: list[str]
-    texts_b: list[str] | None = None
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-def read_labelled_texts(path: str | Path, text_column: str = "text", label_column: str = "label",
-                        text_b_column: str = "text_b") -> LabelledTexts:
-    """Read a ``.tsv``/``.csv`` file with a header; errors name the file, the row and the column."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist.")
-    delimiter = {".tsv": "\t", ".csv": ","}.get(path.suffix.lower())
-    if delimiter is None:
-        raise ValueError(f"{path}: expected a .tsv or .csv file, got {path.suffix or 'no extension'!r}.")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        columns = reader.fieldnames or []
-        for needed in (text_column, label_column):
-            if needed not in columns:
-                raise ValueError(f"{path}: no {needed!r} column in the header (columns: {columns}).")
-        pairs = text_b_column in columns
-        texts, labels, texts_b = [], [], []
-        for row_number, row in enumerate(reader, start=2):
-            text, label = row.get(text_column), row.get(label_column)
-            if text is None or label is None or not label.strip():
-                raise ValueError(f"{path}, line {row_number}: missing {text_column!r} or {label_column!r}.")
-            texts.append(text)
-            labels.append(label.strip())
-            if pairs:
-                texts_b.append(row.get(text_b_column) or "")
-    if not texts:
-        raise ValueError(f"{path}: no examples after the header.")
-    return LabelledTexts(texts, labels, texts_b if pairs else None)
+__all__ = ["finetune_classifier", "encode_labelled"]
 
 
-def label_map(labels: Sequence[str]) -> dict[str, int]:
-    """Label string -> class id: numeric labels in numeric order, others alphabetically."""
-    unique = set(labels)
-    try:
-        ordered = sorted(unique, key=float)
-    except ValueError:
-        ordered = sorted(unique)
-    return {label: i for i, label in enumerate(ordered)}
+def encode_labelled(data: LabelledTexts, preprocessor, labels: dict[str, int] | None = None):
+    """``(inputs, label_ids)``: the preprocessor's int32 arrays (pairs when ``data.texts_b``) and the class
+    ids of ``data.labels`` under ``labels`` (``None`` when no label map is given)."""
+    raw = (data.texts, data.texts_b) if data.texts_b is not None else data.texts
+    inputs = {k: np.asarray(v).astype("int32") for k, v in preprocessor(raw).items()}
+    ids = None if labels is None else np.array([labels[label] for label in data.labels], "int32")
+    return inputs, ids
 
 
-def encode_texts(data: LabelledTexts, tokenizer, seq_len: int) -> dict[str, np.ndarray]:
-    """WordPiece + packing (``[CLS] a [SEP]`` or ``[CLS] a [SEP] b [SEP]``) to int32 arrays."""
-    from bertcourse.text import pack_inputs
-
-    segments = [[tokenizer.encode(t) for t in data.texts]]
-    if data.texts_b is not None:
-        segments.append([tokenizer.encode(t) for t in data.texts_b])
-    packed = pack_inputs(segments, seq_len, tokenizer=tokenizer)
-    return {k: v.numpy().astype("int32") for k, v in packed.items()}
-
-
-def classification_metrics(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Accuracy and macro-averaged F1 (every class counts the same, as for imbalanced sentiment sets)."""
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    f1s = []
-    for c in range(num_classes):
-        tp = float(((predictions == c) & (labels == c)).sum())
-        fp = float(((predictions == c) & (labels != c)).sum())
-        fn = float(((predictions != c) & (labels == c)).sum())
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0)
-    return {"accuracy": float((labels == predictions).mean()), "macro_f1": float(np.mean(f1s))}
+def _fingerprint(data: LabelledTexts) -> str:
+    digest = hashlib.sha256()
+    for row in zip(data.texts, data.labels, data.texts_b or [""] * len(data)):
+        digest.update(json.dumps(row).encode())
+    return digest.hexdigest()
 
 
 def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: str | Path,
@@ -103,66 +69,83 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
                         epochs: int = 3, max_steps: int | None = None, learning_rate: float = 5e-5,
                         warmup_ratio: float = 0.1, weight_decay: float = 0.01, dropout: float = 0.1,
                         bf16: bool = False, seed: int = 42, save_steps: int | None = None, resume: bool = False,
-                        callbacks: Sequence = (), verbose: int | str = "auto") -> tuple[object, dict]:
-    """Fine-tune ``BertClassifier(backbone_fn(), num_classes)`` and write it to ``out_dir``.
+                        overwrite: bool = False, callbacks: Sequence = (), verbose: int | str = "auto",
+                        source: dict[str, Any] | None = None) -> tuple[BertClassifier, dict]:
+    """Fine-tune ``BertClassifier(backbone_fn(), ...)`` and write it as a ``"classification"`` run in ``out_dir``.
 
-    ``backbone_fn()`` builds the (pretrained) backbone; it is called after the precision policy is
-    set. Writes ``classifier.weights.h5``, ``config.json`` (the backbone's), ``vocab.txt``,
-    ``labels.json`` and ``metrics.json``; returns ``(classifier, metrics)``.
+    ``backbone_fn()`` builds (or returns the already loaded) backbone; it is called after the precision
+    policy and the seeds are set. ``tokenizer``: a WordPiece tokenizer (or a ``BertPreprocessor``) of that
+    backbone. Each epoch reshuffles the training set from ``(seed, epoch)``; with ``validation`` the best
+    epoch by validation accuracy is kept. ``save_steps``: a checkpoint every N batches; ``resume=True``
+    continues the interrupted run in ``out_dir`` exactly (same final weights as without the interruption).
+    ``source``: what the encoder came from (recorded in the run's configuration).
+
+    Writes ``run.json``, ``config.json``, ``vocab.txt``, ``task.json`` (labels, sequence length),
+    ``model.weights.h5``, ``history.json``, ``metrics.json`` (and ``checkpoints/`` until the end, TensorBoard
+    ``logs/``); returns ``(classifier, metrics)``.
     """
-    import keras
-    import tensorflow as tf
-
-    from bertcourse.models import BertClassifier
-    from bertcourse.text import save_vocabulary
-    from bertcourse.training.loop import TrainConfig
-    from bertcourse.training.loop import train as train_loop
-
-    out = Path(out_dir)
+    check_training_labels(train)
     labels = label_map(train.labels)
+    class_names = sorted(labels, key=labels.get)
     unknown = sorted(set(validation.labels) - set(labels)) if validation is not None else []
     if unknown:
-        raise ValueError(f"validation labels {unknown[:5]} never occur in the training file (labels: {sorted(labels)}).")
+        raise DataFileError(f"{validation.source or 'validation data'}: labels {unknown[:5]} never occur in the "
+                            f"training file (labels: {class_names}).")
     if validation is not None and (validation.texts_b is None) != (train.texts_b is None):
-        raise ValueError("The training and validation files must both have a text_b column, or neither.")
-    train_x = encode_texts(train, tokenizer, seq_len)
-    train_y = np.array([labels[label] for label in train.labels], "int32")
-    steps_per_epoch = max(1, len(train) // batch_size)
-    data = tf.data.Dataset.from_tensor_slices((train_x, train_y)).shuffle(len(train), seed=seed,
-                                                                              reshuffle_each_iteration=True)
-    data = data.repeat().batch(batch_size, drop_remainder=len(train) >= batch_size).prefetch(2)
-    valid = None
+        raise DataFileError("The training and validation files must both have a text_b column, or neither.")
+    preprocessor = as_preprocessor(tokenizer, sequence_length=seq_len)
+    vocabulary = preprocessor.tokenizer.get_vocabulary()
+    lowercase = bool(getattr(tokenizer, "lowercase", getattr(preprocessor.tokenizer, "lowercase", True)))
+    train_x, train_y = encode_labelled(train, preprocessor, labels)
+    valid_x = valid_y = None
     if validation is not None:
-        valid_x = encode_texts(validation, tokenizer, seq_len)
-        valid_y = np.array([labels[label] for label in validation.labels], "int32")
-        valid = tf.data.Dataset.from_tensor_slices((valid_x, valid_y)).batch(batch_size)
+        valid_x, valid_y = encode_labelled(validation, preprocessor, labels)
+
+    global_batch = batch_size * tf.distribute.get_strategy().num_replicas_in_sync
+    steps_per_epoch = max(1, len(train) // global_batch)
     if max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, max_steps)
         max_steps = -(-max_steps // steps_per_epoch) * steps_per_epoch  # whole epochs
+    out = Path(out_dir)
     config = TrainConfig(output_dir=str(out), learning_rate=learning_rate, per_device_train_batch_size=batch_size,
                          num_train_epochs=epochs, max_steps=max_steps, warmup_ratio=warmup_ratio,
-                         weight_decay=weight_decay, bf16=bf16, seed=seed,
-                         eval_strategy="epoch" if valid is not None else "no",
-                         load_best_model_at_end=valid is not None, metric_for_best_model="val_accuracy",
+                         weight_decay=weight_decay, bf16=bf16, seed=seed, steps_per_epoch=steps_per_epoch,
+                         eval_strategy="epoch" if validation is not None else "no",
+                         load_best_model_at_end=validation is not None, metric_for_best_model="val_accuracy",
                          greater_is_better=True, save_steps=save_steps, logging_dir=str(out / "logs"))
+    task = {"task": "classification", "labels": class_names, "sequence_length": seq_len, "dropout": dropout,
+            "lowercase": lowercase, "pairs": train.texts_b is not None}
+    run_config = {"kind": "classification", "task": task,
+                  "train": {k: v for k, v in dataclasses.asdict(config).items()
+                            if k not in ("output_dir", "logging_dir", "save_steps")},
+                  "train_data_sha256": _fingerprint(train),
+                  "validation_data_sha256": _fingerprint(validation) if validation is not None else None,
+                  "vocab_sha256": hashlib.sha256("\n".join(vocabulary).encode()).hexdigest(),
+                  "source": source or {}}
+    run = RunDirectory.create(out, "classification", run_config, overwrite=overwrite, resume=resume)
+    # the engine sees a step-indexed stream: batch N is the same in any process, resumed or not
+    stream = lambda start_step: shuffled_batches(train_x, train_y, batch_size=global_batch,  # noqa: E731
+                                                 seed=seed, start_step=start_step)
+    valid = tf.data.Dataset.from_tensor_slices((valid_x, valid_y)).batch(global_batch) \
+        if validation is not None else None
 
     def build():
-        return BertClassifier(backbone_fn(), num_classes=len(labels), dropout=dropout)
+        return BertClassifier(backbone_fn(), num_classes=len(labels), preprocessor=preprocessor, dropout=dropout,
+                              labels=class_names)
 
-    out.mkdir(parents=True, exist_ok=True)
-    model, history = train_loop(build, data, config, steps_per_epoch=steps_per_epoch, validation_data=valid,
+    model, history = train_loop(build, stream, config, validation_data=valid,
                                 compile_kwargs={"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                                                 "metrics": [keras.metrics.SparseCategoricalAccuracy("accuracy")]},
-                                callbacks=callbacks, resume=resume, verbose=verbose)
-    metrics: dict = {"history": {k: [float(x) for x in v] for k, v in history.items()}, "labels": labels,
-                     "train_examples": len(train), "steps_per_epoch": steps_per_epoch}
+                                callbacks=callbacks, resume=resume, verbose=verbose, history_file=run.history)
+    metrics: dict = {"history": history, "labels": labels, "train_examples": len(train),
+                     "steps_per_epoch": steps_per_epoch}
     if validation is not None:
-        predictions = model.predict(valid_x, batch_size=batch_size, verbose=0).argmax(-1)
+        predictions = model.predict(valid_x, batch_size=global_batch, verbose=0).argmax(-1)
         metrics["validation"] = classification_metrics(valid_y, predictions, len(labels))
-    model.save_weights(str(out / "classifier.weights.h5"))
-    model.backbone.config.to_json(out / "config.json")
-    save_vocabulary(tokenizer.get_vocabulary(), out / "vocab.txt")
-    (out / "labels.json").write_text(json.dumps(labels, indent=1))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(config.to_json())
+    model.backbone.config.to_json(run.config_json)
+    save_vocabulary(vocabulary, run.vocab)
+    run.write_json("task_config", task)
+    run.write_json("metrics", metrics)
+    atomic_save_weights(model, run.model_weights)
+    run.mark_finished()  # only now do the checkpoints go: a crash before this line leaves a resumable run
     return model, metrics
