@@ -1,7 +1,9 @@
 # bertcourse: two commands set everything up on a fresh machine.
 #   make course   create .venv, install, build data/, execute every notebook at the learner's scale
-#   make test     create .venv if missing, run pytest (unit + parity) and nbval on every notebook at ci scale
-# Also: make lab (JupyterLab on notebooks/), make data, make bench, make clean.
+#   make test     create .venv if missing, check the import contracts (lint-imports), run pytest (unit +
+#                 parity) and nbval on every notebook at ci scale, then the backend-agnostic tests on JAX
+# Also: make lint, make test-jax, make test-fast, make lab (JupyterLab on notebooks/), make data, make bench,
+# make clean.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +16,7 @@ export PYTHONHASHSEED := 0
 PYTEST_ARGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: install course test test-fast lab data data-rebuild notebooks bench clean
+.PHONY: install course test test-jax test-fast lint lab data data-rebuild notebooks bench clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -45,17 +47,34 @@ notebooks: $(STAMP)
 course: install data notebooks
 	@echo "Course ready: run 'make lab' to open the notebooks."
 
-# pytest exits 5 when it collects nothing: treat that as a failure with a clear
-# message rather than letting an empty suite pass (or fail for an unclear reason).
-test: $(STAMP)
-	@BERTCOURSE_SCALE=ci $(BIN)/python -m pytest tests $(NOTEBOOKS) \
-	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS); \
-	rc=$$?; \
+# make test, in order: (1) lint-imports checks the layering contracts in pyproject.toml
+# ([tool.importlinter]); (2) pytest on TensorFlow: unit, parity and every notebook; (3) the tests marked
+# backend_agnostic (layers, backbone and task-model parity) again with KERAS_BACKEND=jax.
+# Any step failing fails the target. pytest exits 5 when it collects nothing: treat that as a failure
+# with a clear message rather than letting an empty suite pass (or fail for an unclear reason).
+PYTEST_EMPTY = rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5) - failing on purpose." >&2; exit 1; fi; \
 	exit $$rc
 
+test: lint $(STAMP)
+	@BERTCOURSE_SCALE=ci $(BIN)/python -m pytest tests $(NOTEBOOKS) \
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS); \
+	$(PYTEST_EMPTY)
+	@$(MAKE) --no-print-directory test-jax
+
+# The backend-agnostic tests on JAX (CPU); about a minute.
+test-jax: $(STAMP)
+	@echo "make test: the backend_agnostic tests again with KERAS_BACKEND=jax"
+	@BERTCOURSE_SCALE=ci KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(BIN)/python -m pytest tests -m backend_agnostic \
+	    -q $(PYTEST_ARGS); \
+	$(PYTEST_EMPTY)
+
+# The import-linter contracts (pyproject.toml [tool.importlinter]): exits non-zero when one is broken.
+lint: $(STAMP)
+	$(BIN)/lint-imports --no-cache --no-logo
+
 # Unit and parity tests only, skipping notebooks and slow tests.
-test-fast: $(STAMP)
+test-fast: lint $(STAMP)
 	@BERTCOURSE_SCALE=ci $(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 lab: $(STAMP)

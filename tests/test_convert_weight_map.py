@@ -11,6 +11,8 @@ from bertcourse.convert import GOOGLE_NAMES, HF_NAMES, KERAS_HUB_NAMES, Checkpoi
 from bertcourse.convert.weight_map import backbone_weights, split_layer  # noqa: E402
 from bertcourse.models import BertBackbone  # noqa: E402
 
+pytestmark = pytest.mark.backend_agnostic
+
 CFG = BertConfig.preset("tiny", vocab_size=50, num_layers=3)
 
 

@@ -11,6 +11,8 @@ import keras  # noqa: E402
 
 from bertcourse.layers import MultiHeadSelfAttention, mask_value, merge_masks  # noqa: E402
 
+pytestmark = pytest.mark.backend_agnostic
+
 TOL = 1e-5
 B, S, H, N = 3, 7, 16, 4
 

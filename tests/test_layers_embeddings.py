@@ -11,6 +11,8 @@ import keras  # noqa: E402
 
 from bertcourse.layers import BertEmbeddings, SequenceTooLongError  # noqa: E402
 
+pytestmark = pytest.mark.backend_agnostic
+
 
 def _np(x):
     return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")))

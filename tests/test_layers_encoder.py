@@ -13,6 +13,8 @@ import keras_hub  # noqa: E402
 
 from bertcourse.layers import EncoderBlock, FeedForward  # noqa: E402
 
+pytestmark = pytest.mark.backend_agnostic
+
 
 def gelu_approximate(x):  # what keras_hub.models.BertBackbone passes to its TransformerEncoder
     return keras.activations.gelu(x, approximate=True)
