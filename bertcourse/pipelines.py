@@ -1,101 +1,79 @@
-"""Raw text in, answers out: ``pipeline("fill-mask", model=..., tokenizer=...)``.
+"""Raw text in, answers out, as Hugging Face's ``pipeline(task, model=...)``: a thin registry from a task
+name to its pipeline class in :mod:`bertcourse.tasks` (which holds all the logic).
 
->>> from bertcourse.pipelines import pipeline                      # doctest: +SKIP
->>> fill = pipeline("fill-mask", model=pretrainer, tokenizer=tok)  # doctest: +SKIP
->>> fill("It is a truth universally [MASK].")[0]                   # doctest: +SKIP
-[{'token': 'acknowledged', 'score': 0.41, 'sequence': 'it is a truth universally acknowledged.'}, ...]
+==========================  ====================================  ===========================================
+task name                   ``model=``                            output per input
+==========================  ====================================  ===========================================
+``"fill-mask"``             ``BertPretrainer`` (+ ``tokenizer=``)  ``[{"score", "token", "token_str", "sequence"}]``
+``"feature-extraction"``    ``SentenceEncoder`` or a published    ``[[token vectors]]`` (``pooled=True``: one
+                            name (``"all-MiniLM-L6-v2"``)          sentence vector)
+``"text-classification"``   ``BertClassifier`` with a             ``{"label", "score"}`` (``top_k``: a list)
+(``"sentiment-analysis"``)  preprocessor
+==========================  ====================================  ===========================================
 
-Other tasks (sentiment, NER, QA, feature extraction) arrive with their lessons.
+>>> from bertcourse.pipelines import pipeline, SUPPORTED_TASKS
+>>> SUPPORTED_TASKS
+('feature-extraction', 'fill-mask', 'sentiment-analysis', 'text-classification')
+>>> pipeline("translation", model=object())
+Traceback (most recent call last):
+...
+ValueError: Unknown task 'translation'. Supported: feature-extraction, fill-mask, sentiment-analysis, text-classification.
+>>> fill = pipeline("fill-mask", model=pretrainer, tokenizer=tok)   # doctest: +SKIP
+>>> fill("It is a truth universally [MASK].")[0]                     # doctest: +SKIP
+{'score': 0.41, 'token': 8969, 'token_str': 'acknowledged', 'sequence': 'it is a truth universally acknowledged.'}
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
+from bertcourse.errors import ModelLoadError
+from bertcourse.pretrained import AVAILABLE, load_sentence_encoder
+from bertcourse.tasks import TASK_ALIASES, TASKS, as_preprocessor
 
-__all__ = ["pipeline", "FillMaskPipeline", "SUPPORTED_TASKS"]
+__all__ = ["pipeline", "SUPPORTED_TASKS"]
 
-SUPPORTED_TASKS = ("fill-mask",)
-MASK_TOKEN = "[MASK]"
+SUPPORTED_TASKS = tuple(sorted(TASKS))
 
 
-class FillMaskPipeline:
-    """Top-k predictions for every ``[MASK]`` in a sentence, from a :class:`BertPretrainer`.
+def _attach_preprocessor(task_name: str, model: Any, preprocessor: Any) -> None:
+    if preprocessor is None:
+        return
+    current = getattr(model, "preprocessor", None)
+    if current is not None and current is not preprocessor:
+        raise ValueError(f"pipeline({task_name!r}): the model already has a preprocessor; pass tokenizer= or "
+                         f"preprocessor= only for a model built without one.")
+    sequence_length = min(512, model.backbone.config.max_position_embeddings)
+    model.preprocessor = as_preprocessor(preprocessor, sequence_length=sequence_length)
 
-    Calling it on one string returns one list of ``{"token", "token_id", "score", "sequence"}`` dicts
-    per ``[MASK]`` (scores are softmax probabilities); on a list of strings, a list of those.
+
+def pipeline(task: str, model: Any = None, tokenizer: Any = None, preprocessor: Any = None, **kwargs: Any):
+    """The pipeline for ``task`` (one of ``SUPPORTED_TASKS``) around ``model``.
+
+    ``tokenizer=``/``preprocessor=`` (a :class:`~bertcourse.text.BertPreprocessor` or a tokenizer): what
+    turns text into ids; needed for fill-mask, and for a task model built without a preprocessor.
+    ``kwargs`` go to the pipeline class (``top_k``, ``batch_size``...).
     """
-
-    def __init__(self, model, tokenizer, top_k: int = 5, max_length: int | None = None):
-        if not hasattr(model, "mlm_head"):
-            raise TypeError("fill-mask needs a model with an MLM head, e.g. bertcourse.models.BertPretrainer.")
-        self.model = model
-        self.tokenizer = tokenizer
-        self.top_k = int(top_k)
-        self.max_length = max_length or model.backbone.config.max_position_embeddings
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``[CLS] text [SEP]`` with ``[MASK]`` kept as the mask token."""
-        if not isinstance(text, str):
-            raise TypeError(f"fill-mask expects a string, got {type(text).__name__}.")
-        pieces = text.split(MASK_TOKEN)
-        if len(pieces) < 2:
-            raise ValueError(f"No {MASK_TOKEN} in {text!r}: write the word to predict as {MASK_TOKEN}.")
-        ids = [self.tokenizer.cls_id]
-        for i, piece in enumerate(pieces):
-            if i:
-                ids.append(self.tokenizer.mask_id)
-            ids.extend(self.tokenizer.encode(piece))
-        ids.append(self.tokenizer.sep_id)
-        if len(ids) > self.max_length:
-            raise ValueError(f"{len(ids)} tokens is longer than the model's {self.max_length} positions.")
-        return ids
-
-    def __call__(self, inputs: str | list[str], top_k: int | None = None):
-        single = isinstance(inputs, str)
-        texts = [inputs] if single else list(inputs)
-        k = top_k or self.top_k
-        encoded = [self.encode(t) for t in texts]
-        length = max(len(e) for e in encoded)
-        n_masks = max(e.count(self.tokenizer.mask_id) for e in encoded)
-        token_ids = np.zeros((len(texts), length), "int32")
-        padding_mask = np.zeros_like(token_ids)
-        positions = np.zeros((len(texts), n_masks), "int32")
-        for row, ids in enumerate(encoded):
-            token_ids[row, :len(ids)] = ids
-            padding_mask[row, :len(ids)] = 1
-            where = [i for i, t in enumerate(ids) if t == self.tokenizer.mask_id]
-            positions[row, :len(where)] = where
-        outputs = self.model.predict_on_batch({"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
-                                               "padding_mask": padding_mask, "masked_positions": positions})
-        logits = np.asarray(outputs["mlm"], dtype="float64")
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
-        results = []
-        for row, ids in enumerate(encoded):
-            per_mask = []
-            for j in range(ids.count(self.tokenizer.mask_id)):
-                top = np.argsort(-probs[row, j])[:k]
-                per_mask.append([{
-                    "token": self.tokenizer.convert_ids_to_tokens([int(t)])[0],
-                    "token_id": int(t),
-                    "score": float(probs[row, j, t]),
-                    "sequence": self._fill(ids, positions[row, j], int(t)),
-                } for t in top])
-            results.append(per_mask[0] if len(per_mask) == 1 else per_mask)
-        return results[0] if single else results
-
-    def _fill(self, ids: list[int], position: int, token_id: int) -> str:
-        filled = list(ids[1:-1])
-        filled[position - 1] = token_id
-        return self.tokenizer.decode(filled)
-
-
-def pipeline(task: str, model=None, tokenizer=None, **kwargs: Any) -> Callable:
-    """Build a task pipeline. ``task`` is one of ``SUPPORTED_TASKS``."""
-    if task not in SUPPORTED_TASKS:
-        raise ValueError(f"Unknown task {task!r}. Supported now: {', '.join(SUPPORTED_TASKS)}.")
-    if model is None or tokenizer is None:
-        raise ValueError(f"pipeline({task!r}) needs both model= and tokenizer=.")
-    return FillMaskPipeline(model, tokenizer, **kwargs)
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}. Supported: {', '.join(SUPPORTED_TASKS)}.")
+    name = TASK_ALIASES.get(task, task)
+    if tokenizer is not None and preprocessor is not None:
+        raise ValueError(f"pipeline({task!r}): pass tokenizer= or preprocessor=, not both.")
+    text_to_ids = preprocessor if preprocessor is not None else tokenizer
+    if model is None:
+        raise ModelLoadError(f"pipeline({task!r}) needs model=... (nothing is downloaded): "
+                             + {"fill-mask": "a BertPretrainer, e.g. bertcourse.pretrained.load_course_pretrainer(run).",
+                                "feature-extraction": f"a SentenceEncoder or one of {sorted(AVAILABLE)}.",
+                                "text-classification": "a BertClassifier with a preprocessor (a fine-tuned run)."}[name])
+    if isinstance(model, str):
+        if name != "feature-extraction":
+            raise ModelLoadError(f"pipeline({task!r}, model={model!r}): a model name works for feature-extraction "
+                                 f"with {sorted(AVAILABLE)}; otherwise pass the model object.")
+        model = load_sentence_encoder(model)
+    if name == "fill-mask":
+        if text_to_ids is None:
+            raise ModelLoadError("pipeline('fill-mask') needs tokenizer=... (or preprocessor=...) with the model's "
+                                 "vocabulary.")
+        return TASKS[name](model, preprocessor=text_to_ids, **kwargs)
+    _attach_preprocessor(task, model, text_to_ids)
+    return TASKS[name](model, **kwargs)

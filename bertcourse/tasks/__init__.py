@@ -1,0 +1,35 @@
+"""Tasks: one module per task, each a :class:`Task` (backbone + preprocessor + head) with its
+decoding, its metric and its pipeline (the contract is written in :mod:`bertcourse.tasks.base`).
+
+* ``tasks.classification``: ``BertClassifier`` -> ``"text-classification"`` (alias ``"sentiment-analysis"``)
+* ``tasks.feature_extraction``: ``SentenceEncoder`` -> ``"feature-extraction"``
+* ``tasks.fill_mask``: a ``BertPretrainer`` (``bertcourse.models``) -> ``"fill-mask"``
+
+``TASKS`` maps each pipeline name (aliases included) to its pipeline class; ``TASK_ALIASES`` maps an
+alias to its canonical name.
+
+>>> sorted(TASKS)
+['feature-extraction', 'fill-mask', 'sentiment-analysis', 'text-classification']
+>>> TASKS["sentiment-analysis"] is TASKS["text-classification"] is TextClassificationPipeline
+True
+"""
+
+from bertcourse.tasks.base import Task, TaskPipeline, as_preprocessor, as_text_batch, is_raw_text
+from bertcourse.tasks.classification import (BertClassifier, TextClassificationPipeline, classification_metrics,
+                                             label_map)
+from bertcourse.tasks.feature_extraction import (POOLING_MODES, FeatureExtractionPipeline, SentenceEncoder,
+                                                 cosine_similarity)
+from bertcourse.tasks.fill_mask import FillMaskPipeline, decode_tokens, fill_mask, masked_accuracy
+
+__all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "is_raw_text",
+           "BertClassifier", "TextClassificationPipeline", "classification_metrics", "label_map",
+           "SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity",
+           "fill_mask", "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES"]
+
+TASK_ALIASES = {"sentiment-analysis": "text-classification"}
+TASKS = {
+    "fill-mask": FillMaskPipeline,
+    "feature-extraction": FeatureExtractionPipeline,
+    "text-classification": TextClassificationPipeline,
+}
+TASKS.update({alias: TASKS[name] for alias, name in TASK_ALIASES.items()})

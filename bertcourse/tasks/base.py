@@ -1,0 +1,260 @@
+"""The task contract: every task in ``bertcourse.tasks`` is a :class:`Task` (one module per task).
+
+A task is a ``keras.Model`` made of three parts, as keras-hub's ``Task``:
+
+* ``backbone``: a :class:`~bertcourse.models.BertBackbone` (pretrained or fresh);
+* ``preprocessor``: a :class:`~bertcourse.text.BertPreprocessor` (raw strings -> the backbone's
+  input dict), or ``None`` for a model that only ever sees tensors;
+* its head (a few layers on the backbone's outputs).
+
+What a task module ``bertcourse/tasks/<name>.py`` writes (NER, QA... add exactly this):
+
+1. ``class MyTask(Task)`` with ``__init__(self, backbone, <head args>, preprocessor=None, **kwargs)``:
+   set ``self.backbone`` and ``self.preprocessor`` first, build the head, then either call
+   ``super().__init__(inputs=backbone.input, outputs=..., **kwargs)`` (functional, as
+   :class:`~bertcourse.tasks.BertClassifier`) or ``super().__init__(**kwargs)`` and write ``call``
+   (subclassed, as :class:`~bertcourse.tasks.SentenceEncoder`).
+   ``get_config`` returns ``{**super().get_config(), <head args>}``: the base class serializes the
+   backbone AND the preprocessor (the vocabulary travels with it), and ``from_config`` rebuilds
+   both, so ``task.save("x.keras")`` / ``keras.saving.load_model("x.keras")`` round-trips.
+   Decorate it with ``@keras.saving.register_keras_serializable(package="bertcourse")``.
+2. ``preprocess(raw)`` -> the input dict. Inherited: the preprocessor on one string, a list of
+   strings or a pair ``(list_a, list_b)``. Override it only for task-specific packing (QA windows).
+3. ``predict(x)``: inherited. Raw strings (one ``str``, a list of ``str``, or a pair of lists) are
+   preprocessed, then Keras ``predict`` runs; a dict of tensors or a ``tf.data.Dataset`` goes
+   straight to Keras. Returns NumPy, as Keras does.
+4. ``postprocess(outputs, **options)`` -> the task's Python outputs (labels and scores, entities,
+   answer spans...), from the NumPy outputs of ``predict``/``predict_on_batch``.
+5. The task's metric: a plain function in the same module (``classification_metrics``...).
+6. A :class:`TaskPipeline` subclass for the HF-style front end (one string or a list in, Hugging Face's
+   output shapes out, batching) and one line in ``bertcourse.tasks.TASKS`` naming it.
+
+>>> import keras
+>>> from bertcourse.models import BertBackbone
+>>> from bertcourse.tasks import Task
+>>> @keras.saving.register_keras_serializable(package="doctest")
+... class FirstToken(Task):                       # the smallest task: [CLS] vector -> 2 logits
+...     def __init__(self, backbone, preprocessor=None, **kwargs):
+...         self.backbone, self.preprocessor = backbone, preprocessor
+...         self.dense = keras.layers.Dense(2, name="logits")
+...         inputs = backbone.input
+...         super().__init__(inputs=inputs, outputs=self.dense(backbone(inputs)["sequence_output"][:, 0]),
+...                          **kwargs)
+>>> task = FirstToken(BertBackbone("tiny"))
+>>> sorted(task.get_config())
+['backbone', 'name', 'preprocessor', 'trainable']
+>>> is_raw_text(["a text", "another"]), is_raw_text((["a"], ["b"])), is_raw_text({"token_ids": [[2, 3]]})
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bertcourse.errors import ModelInputError
+from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
+
+__all__ = ["Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch"]
+
+
+def _is_str_sequence(x: Any) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and x.dtype.kind in "UO" and all(isinstance(s, str) for s in x)
+    return isinstance(x, (list, tuple)) and all(isinstance(s, str) for s in x)
+
+
+def is_raw_text(x: Any) -> bool:
+    """True for what ``Task.predict`` treats as raw text: a ``str``, a list of ``str``, one pair
+    ``(text_a, text_b)``, a pair of lists ``(texts_a, texts_b)``, or a ``tf.string`` tensor. Dicts of
+    tensors and datasets are not."""
+    if isinstance(x, str):
+        return True
+    if isinstance(x, tuple) and len(x) == 2 and all(isinstance(s, str) for s in x):
+        return True
+    if isinstance(x, tf.Tensor):
+        return x.dtype == tf.string
+    if isinstance(x, tuple) and len(x) == 2 and all(_is_str_sequence(s) and not isinstance(s, str) for s in x) \
+            and all(isinstance(s, (list, np.ndarray)) for s in x):
+        return True
+    return _is_str_sequence(x) and not isinstance(x, str)
+
+
+def as_text_batch(raw: Any) -> list[str] | tuple[list[str], list[str]]:
+    """A ``str`` -> ``[str]``; a list stays a list; one pair ``("a", "b")`` -> ``(["a"], ["b"])``; a pair
+    of lists ``(as, bs)`` -> two lists of equal length.
+
+    Anything else is a ``TypeError`` that says what is accepted."""
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, tuple) and len(raw) == 2 and all(isinstance(s, str) for s in raw):
+        return [raw[0]], [raw[1]]                       # one pair, as the preprocessor reads it
+    if isinstance(raw, tuple) and len(raw) == 2 and all(isinstance(s, (list, np.ndarray)) for s in raw):
+        a, b = (list(s) for s in raw)
+        if len(a) != len(b):
+            raise ModelInputError(f"A pair of text lists must have equal lengths, got {len(a)} and {len(b)}.")
+        bad = next((s for s in a + b if not isinstance(s, str)), None)
+        if bad is not None:
+            raise TypeError(f"Texts must be strings, got an element of type {type(bad).__name__}.")
+        return a, b
+    if isinstance(raw, tuple):
+        raise TypeError(f"A tuple is one pair (text_a, text_b) or a pair of lists (texts_a, texts_b), got "
+                        f"{len(raw)} items; give a batch of texts as a list.")
+    if _is_str_sequence(raw):
+        return list(raw)
+    if isinstance(raw, (list, tuple)):
+        bad = next((s for s in raw if not isinstance(s, str)), None)
+        raise TypeError(f"Texts must be strings, got an element of type {type(bad).__name__}.")
+    raise TypeError(f"Expected a string, a list of strings or a pair (texts_a, texts_b) of lists, "
+                    f"got {type(raw).__name__}.")
+
+
+def as_preprocessor(preprocessor_or_tokenizer: Any, sequence_length: int | None = None,
+                    **kwargs: Any) -> BertPreprocessor | None:
+    """A :class:`BertPreprocessor` from a preprocessor (returned as is) or a tokenizer.
+
+    A :class:`~bertcourse.text.FastWordPieceTokenizer` is wrapped; a pure-Python
+    :class:`~bertcourse.text.WordPieceTokenizer` is first turned into the in-graph one with the same
+    vocabulary and normalisation. ``sequence_length`` (required for a tokenizer) and ``kwargs``
+    (e.g. ``truncation``) go to the new preprocessor. ``None`` stays ``None``.
+    """
+    x = preprocessor_or_tokenizer
+    if x is None or isinstance(x, BertPreprocessor):
+        return x
+    if not isinstance(x, (WordPieceTokenizer, FastWordPieceTokenizer)):
+        raise TypeError(f"Expected a BertPreprocessor, a FastWordPieceTokenizer or a WordPieceTokenizer, "
+                        f"got {type(x).__name__}.")
+    if sequence_length is None:
+        raise ValueError("Wrapping a tokenizer in a BertPreprocessor needs sequence_length=...")
+    if isinstance(x, FastWordPieceTokenizer):
+        return BertPreprocessor(x, sequence_length=sequence_length, **kwargs)
+    # the same pure tokenizer wrapped again (a probe every epoch) reuses its preprocessor: building the
+    # in-graph twin of a 30k vocabulary takes a while
+    cache = _WRAPPED.setdefault(x, {})
+    key = (sequence_length, tuple(sorted(kwargs.items())))
+    if key not in cache:
+        cache[key] = BertPreprocessor(x, sequence_length=sequence_length, **kwargs)
+    return cache[key]
+
+
+_WRAPPED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+class Task(keras.Model):
+    """Base class of the task models: ``backbone`` + ``preprocessor`` + a head (see the module doc).
+
+    Subclasses set ``self.backbone`` and ``self.preprocessor`` before calling ``super().__init__``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._initialized = True
+
+    def build(self, input_shape=None):
+        # built by construction (functional) or on first call; the preprocessor has no weights to build
+        self.built = True
+
+    def __setattr__(self, name, value):
+        # PyTorch backend: a torch Module refuses attributes before Module.__init__ (keras-hub does the same)
+        if keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
+            return object.__setattr__(self, name, value)
+        return super().__setattr__(name, value)
+
+    # ------------------------------------------------------------------ raw text
+    def _require_preprocessor(self) -> BertPreprocessor:
+        if getattr(self, "preprocessor", None) is None:
+            raise ModelInputError(f"This {type(self).__name__} has no preprocessor, so it cannot read raw "
+                                  f"strings: build it with preprocessor=BertPreprocessor(...), or pass the "
+                                  f"backbone's input dict (token_ids, segment_ids, padding_mask).")
+        return self.preprocessor
+
+    def preprocess(self, raw: Any) -> dict[str, tf.Tensor]:
+        """Raw text (one ``str``, a list, or a pair of lists) -> the backbone's input dict."""
+        pre = self._require_preprocessor()
+        if isinstance(raw, tf.Tensor):
+            return pre(raw)
+        return pre(as_text_batch(raw))
+
+    def predict(self, x=None, batch_size: int | None = None, verbose="auto", **kwargs):
+        """Keras ``predict``, also on raw strings (preprocessed first, in batches through ``tf.data``)."""
+        if is_raw_text(x):
+            self._require_preprocessor()
+            texts = x if isinstance(x, tf.Tensor) else as_text_batch(x)
+            slices = tuple(texts) if isinstance(texts, tuple) else texts
+            batch = batch_size or 32
+            data = tf.data.Dataset.from_tensor_slices(slices).batch(batch)
+            if isinstance(texts, tuple):
+                data = data.map(lambda a, b: self.preprocessor((a, b)))
+            else:
+                data = data.map(self.preprocessor)
+            return super().predict(data.prefetch(2), verbose=verbose, **kwargs)
+        return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+
+    def postprocess(self, outputs: Any, **options: Any) -> Any:
+        """The task's decoding: NumPy outputs of ``predict`` -> Python results. Subclasses define it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define postprocess().")
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        # not chained to keras.Model.get_config: a functional model's config is a layer graph, which
+        # the subclass constructor cannot take (keras-hub's Task does the same)
+        pre = getattr(self, "preprocessor", None)
+        return {"name": self.name, "trainable": self.trainable,
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "preprocessor": None if pre is None else keras.saving.serialize_keras_object(pre)}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        for key in ("backbone", "preprocessor"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+class TaskPipeline:
+    """Front end of a task: one input or a list in, Hugging Face's output shapes out, in batches.
+
+    Subclasses define ``_inputs(raw) -> (items, single)`` if they accept more than strings,
+    ``_run(batch_items, **options) -> list of per-item results``; ``__call__`` does the batching.
+
+    Args:
+        model: the task model.
+        batch_size: inputs per forward pass.
+    """
+
+    def __init__(self, model: Task, batch_size: int = 32):
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        self.model = model
+        self.batch_size = batch_size
+
+    def _inputs(self, raw: Any) -> tuple[list, bool]:
+        if isinstance(raw, str):
+            return [raw], True
+        if isinstance(raw, tuple) and len(raw) == 2 and all(isinstance(s, str) for s in raw):
+            return [raw], True
+        texts = as_text_batch(raw)
+        if isinstance(texts, tuple):
+            return list(zip(*texts)), False
+        return texts, False
+
+    def _run(self, items: list, **options: Any) -> list:
+        raise NotImplementedError
+
+    @staticmethod
+    def batches(items: Sequence, batch_size: int) -> Iterator[Sequence]:
+        for start in range(0, len(items), batch_size):
+            yield items[start:start + batch_size]
+
+    def __call__(self, inputs: Any, batch_size: int | None = None, **options: Any):
+        items, single = self._inputs(inputs)
+        size = batch_size or self.batch_size
+        results: list = []
+        for chunk in self.batches(items, size):
+            results.extend(self._run(list(chunk), **options))
+        return results[0] if single else results
