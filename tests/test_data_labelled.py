@@ -110,6 +110,11 @@ def test_single_class_training_file_is_refused(tmp_path):
         check_training_labels(LabelledTexts(["a", "b"], ["x", "y"]), min_classes=3)
 
 
+def test_tab_separated_file_named_csv_says_so(tmp_path):
+    with pytest.raises(DataFileError, match=r"no 'text' column .* It looks tab-separated: name the file \.tsv"):
+        read_labelled_texts(write(tmp_path, "t.csv", "text\tlabel\na\tb\n"))
+
+
 def test_wrong_suffix_and_missing_file(tmp_path):
     with pytest.raises(DataFileError, match="expected a .tsv or .csv"):
         read_labelled_texts(write(tmp_path, "x.txt", "text\tlabel\na\tb\n"))

@@ -113,7 +113,11 @@ def read_labelled_texts(path: str | os.PathLike, text_column: str = "text", labe
             raise DataFileError(f"{path}, line 1: column {duplicates[0]!r} appears twice in the header.")
         for needed in (text_column, label_column):
             if needed not in header:
-                raise DataFileError(f"{path}: no {needed!r} column in the header (columns: {header}).")
+                hint = ""
+                if len(header) == 1 and ("\t" in header[0] or "," in header[0]):  # the other dialect's file
+                    kind, suffix = ("tab", ".tsv") if "\t" in header[0] else ("comma", ".csv")
+                    hint = f" It looks {kind}-separated: name the file {suffix}."
+                raise DataFileError(f"{path}: no {needed!r} column in the header (columns: {header}).{hint}")
         i_text, i_label = header.index(text_column), header.index(label_column)
         i_b = header.index(text_b_column) if text_b_column in header else None
         texts, labels, texts_b = [], [], []
