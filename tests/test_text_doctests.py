@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["normalize", "wordpiece", "vocab", "paths", "display", "packing", "fast"]
+MODULES = ["normalize", "wordpiece", "vocab", "paths", "display", "packing", "fast", "preprocessor"]
 
 
 @pytest.mark.parametrize("name", MODULES)

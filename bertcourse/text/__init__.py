@@ -11,7 +11,7 @@ from bertcourse.text.vocab import RESERVED_TOKENS, learn_vocabulary, load_vocabu
 from bertcourse.text.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer
 from bertcourse.text.paths import bert_uncased_vocab_path
 
-__all__ = ["BasicTokenizer", "WordPieceTokenizer", "FastWordPieceTokenizer", "learn_vocabulary",
+__all__ = ["BasicTokenizer", "WordPieceTokenizer", "FastWordPieceTokenizer", "BertPreprocessor", "learn_vocabulary",
            "save_vocabulary", "load_vocabulary", "pack_inputs", "bert_uncased_vocab_path",
            "RESERVED_TOKENS", "SPECIAL_TOKENS"]
 
@@ -21,6 +21,10 @@ def __getattr__(name):  # TensorFlow is imported only when the in-graph pieces a
         from bertcourse.text.fast import FastWordPieceTokenizer
 
         return FastWordPieceTokenizer
+    if name == "BertPreprocessor":
+        from bertcourse.text.preprocessor import BertPreprocessor
+
+        return BertPreprocessor
     if name == "pack_inputs":
         from bertcourse.text.packing import pack_inputs
 
