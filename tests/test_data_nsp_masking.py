@@ -10,7 +10,8 @@ from bertcourse.data import corpora
 from bertcourse.data.masking import (MaskingConfig, mask_tokens, mask_tokens_reference, num_predictions,
                                      whole_word_starts)
 from bertcourse.data.nsp import NspPair, create_nsp_pairs, tokenize_documents, truncate_pair
-from bertcourse.data.pipeline import pack_pair, pretraining_dataset, read_static_tfrecords, write_static_tfrecords
+from bertcourse.data.pipeline import (pack_pair, pack_pairs, pretraining_dataset, read_static_tfrecords,
+                                      write_static_tfrecords)
 from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path
 
 SEQ = 128
@@ -153,7 +154,8 @@ def _mask_many(tokenizer, packed, seed=0, word_starts=None):
 
 @pytest.fixture(scope="module")
 def packed(austen_pairs, tokenizer):
-    return [pack_pair(p, SEQ, tokenizer.cls_id, tokenizer.sep_id) for p in austen_pairs[:1300]]
+    arrays = pack_pairs(austen_pairs[:1300], SEQ, tokenizer.cls_id, tokenizer.sep_id)  # one pack_inputs call
+    return [{name: value[i] for name, value in arrays.items()} for i in range(1300)]
 
 
 def test_masking_statistics(tokenizer, packed):
