@@ -138,8 +138,8 @@ def read_labelled_texts(path: str | os.PathLike, text_column: str = "text", labe
             if i_b is not None:
                 texts_b.append(row[i_b])
     except csv.Error as err:
-        raise DataFileError(f"{path}, line {reader.line_num}: {err} (expected {path.suffix.lower()[1:].upper()}: "
-                            f"{'tab-separated, no quoting' if dialect is _Tsv else 'comma-separated, quoted'}).") from err
+        expected = "TSV: tab-separated, no quoting" if dialect is _Tsv else "CSV: comma-separated, quoted"
+        raise DataFileError(f"{path}, line {reader.line_num}: {err} (expected {expected}).") from err
     if not texts:
         raise DataFileError(f"{path}: no examples after the header.")
     data = LabelledTexts(texts, labels, texts_b if i_b is not None else None, source=str(path))
@@ -154,7 +154,7 @@ def check_training_labels(data: LabelledTexts, min_classes: int = 2) -> None:
     >>> check_training_labels(LabelledTexts(["good", "great"], ["pos", "pos"], source="train.tsv"))
     Traceback (most recent call last):
     ...
-    bertcourse.errors.DataFileError: train.tsv: every example has the label 'pos' (1 class); a classifier needs at least 2.
+    bertcourse.errors.DataFileError: train.tsv: every example has the label 'pos' (1 class); a classifier needs ...
     """
     classes = data.classes
     if len(classes) < min_classes:
