@@ -20,6 +20,8 @@ import random
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from bertcourse.errors import DataFileError
+
 __all__ = ["RESERVED_TOKENS", "learn_vocabulary", "save_vocabulary", "load_vocabulary", "count_words"]
 
 # Fixed ids 0..4, the order every BERT-style model in this course expects.
@@ -27,26 +29,52 @@ RESERVED_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 
 
 def load_vocabulary(path: str | os.PathLike) -> list[str]:
-    """Read ``vocab.txt``: one token per line, the line number is the id.
+    """Read ``vocab.txt``: one token per line; the token on line ``n`` (from 1) gets id ``n - 1``.
 
-    Raises FileNotFoundError for a missing file and ValueError for an empty file or a
-    duplicated token (two ids for one string would make ids ambiguous).
+    Strict, because a wrong vocabulary shifts every id silently:
+
+    * a missing file -> ``FileNotFoundError``;
+    * an empty file, a blank line (empty or only whitespace: no tokenizer can produce such a
+      token), a duplicated token (two ids for one string), or bytes that are not UTF-8 ->
+      :class:`bertcourse.errors.DataFileError` naming the file and the line(s).
+
+    The file may end with one newline (it normally does); an empty line after it is a blank token
+    (a trailing blank line is an error). ``\\r\\n`` line ends and a UTF-8 byte-order mark are accepted.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "vocab.txt"
+    >>> _ = path.write_text("[PAD]\\n[UNK]\\nthe\\n\\n")
+    >>> try:
+    ...     load_vocabulary(path)
+    ... except DataFileError as err:
+    ...     print(str(err).split("vocab.txt, ")[1][:35])
+    line 4: blank token (an empty line)
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No vocabulary file at {str(path)!r}.")
-    with open(path, encoding="utf-8", newline="") as f:
-        tokens = f.read().split("\n")
-    if tokens and tokens[-1] == "":
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataFileError(f"{path}, line {line}: not UTF-8 (byte 0x{data[err.start]:02x}). A vocabulary "
+                            f"file must be UTF-8: convert it, e.g. iconv -f latin-1 -t utf-8.") from None
+    tokens = text.split("\n")
+    if tokens[-1] == "":
         tokens.pop()  # the final newline
     tokens = [t[:-1] if t.endswith("\r") else t for t in tokens]
     if not tokens:
-        raise ValueError(f"The vocabulary file {str(path)!r} is empty.")
+        raise DataFileError(f"{path}: the vocabulary file is empty (one token per line expected).")
     seen: dict[str, int] = {}
     for i, token in enumerate(tokens):
+        if not token.strip():
+            what = "an empty line" if not token else f"only whitespace {token!r}"
+            raise DataFileError(f"{path}, line {i + 1}: blank token ({what}). Every line must hold one "
+                                f"token; remove the line (ids are line numbers, so check the ids after it).")
         if token in seen:
-            raise ValueError(f"Duplicate vocabulary entry {token!r} in {str(path)!r} "
-                             f"(lines {seen[token] + 1} and {i + 1}).")
+            raise DataFileError(f"Duplicate vocabulary entry {token!r} in {path} (lines {seen[token] + 1} and "
+                                f"{i + 1}: two ids for one token). Remove one of them.")
         seen[token] = i
     return tokens
 
@@ -57,7 +85,7 @@ def save_vocabulary(vocabulary: Sequence[str], path: str | os.PathLike) -> Path:
     if len(set(tokens)) != len(tokens):
         dup = next(t for t, n in collections.Counter(tokens).items() if n > 1)
         raise ValueError(f"Duplicate vocabulary entry {dup!r}: refusing to write an ambiguous vocab.")
-    bad = [t for t in tokens if not isinstance(t, str) or "\n" in t or "\r" in t or t == ""]
+    bad = [t for t in tokens if not isinstance(t, str) or "\n" in t or "\r" in t or not t.strip()]
     if bad:
         raise ValueError(f"Vocabulary entries must be non-empty single-line strings, got {bad[0]!r}.")
     path = Path(path)
