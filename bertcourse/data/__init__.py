@@ -1,5 +1,8 @@
 """Data: the shipped corpora, NSP pairs, MLM masking, the pretraining pipeline, labelled text files.
 
+Importing the package imports TensorFlow (masking and the pipeline are TensorFlow ops); call
+``bertcourse.course.import_tensorflow_quietly()`` first to keep its start-up lines off stderr.
+
 =====================  ===========================================================================
 ``corpora``            the plain-text corpora shipped in ``data/`` (documents of sentences)
 ``bible``              the KJV / WEB verse pairs (lesson 12)
@@ -16,27 +19,13 @@
 """
 
 from bertcourse.data.labelled import DIALECTS, LabelledTexts, check_training_labels, read_labelled_texts
+from bertcourse.data.masking import (MaskingConfig, mask_tokens, mask_tokens_reference, num_predictions,
+                                     whole_word_starts)
 from bertcourse.data.nsp import NspPair, create_nsp_pairs, pairs_from_document, tokenize_documents, truncate_pair
+from bertcourse.data.pipeline import (nsp_pair_dataset, pack_pair, pack_pairs, pretraining_dataset,
+                                      read_static_tfrecords, write_static_tfrecords)
 
 __all__ = ["NspPair", "truncate_pair", "create_nsp_pairs", "pairs_from_document", "tokenize_documents",
            "MaskingConfig", "num_predictions", "whole_word_starts", "mask_tokens", "mask_tokens_reference",
            "pack_pair", "pack_pairs", "nsp_pair_dataset", "pretraining_dataset", "write_static_tfrecords",
            "read_static_tfrecords", "LabelledTexts", "read_labelled_texts", "check_training_labels", "DIALECTS"]
-
-_MASKING = {"MaskingConfig", "num_predictions", "whole_word_starts", "mask_tokens", "mask_tokens_reference"}
-_PIPELINE = {"pack_pair", "pack_pairs", "nsp_pair_dataset", "pretraining_dataset", "write_static_tfrecords",
-             "read_static_tfrecords"}
-
-
-def __getattr__(name: str):
-    # lazy: masking and pipeline import TensorFlow; `from bertcourse.data import corpora` (the CLI's
-    # parser, lesson 00) must not pay for it nor print its start-up banner (as bertcourse.text).
-    if name in _MASKING:
-        from bertcourse.data import masking
-
-        return getattr(masking, name)
-    if name in _PIPELINE:
-        from bertcourse.data import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'bertcourse.data' has no attribute {name!r}")
