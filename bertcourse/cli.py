@@ -11,8 +11,8 @@ Long runs print Keras progress bars and write TensorBoard logs to the run's ``lo
 
 A mistake a user can make (a missing or truncated file, a folder that is not a model, a run of
 another kind in ``--out``, ids out of range ...) ends the command with ONE line on stderr,
-``error: <what is wrong, and what to do>``, and exit status 2. Arguments and input files are
-checked before TensorFlow is imported, so most mistakes answer in well under a second.
+``error: <what is wrong, and what to do>``, and exit status 2. Arguments, input files, model folders
+and ``--out`` are all checked before any corpus is read, vocabulary learned or model built.
 
 >>> args = build_parser().parse_args(["pretrain", "--out", "runs/x", "--steps", "50"])
 >>> args.steps, steps_per_epoch(args)           # an epoch is never longer than the run
@@ -25,19 +25,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
+import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import h5py
 from safetensors import SafetensorError, safe_open
 
-from bertcourse.config import PRESETS, BertConfig
 from bertcourse.course import import_tensorflow_quietly, quiet_tensorflow
-from bertcourse.data import corpora
-from bertcourse.data.labelled import LabelledTexts, read_labelled_texts
-from bertcourse.errors import BertcourseError, ModelLoadError, RunDirectoryError
+
+tf = import_tensorflow_quietly()  # before the modules below load it: its C++ start-up lines would reach stderr
+
+from bertcourse.config import PRESETS, BertConfig  # noqa: E402
+from bertcourse.convert.hf import load_hf_bert  # noqa: E402
+from bertcourse.data import corpora  # noqa: E402
+from bertcourse.data.labelled import read_labelled_texts  # noqa: E402
+from bertcourse.errors import BertcourseError, ModelLoadError, RunDirectoryError  # noqa: E402
+from bertcourse.layers import SequenceTooLongError  # noqa: E402
+from bertcourse.models import BertBackbone  # noqa: E402
+from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary  # noqa: E402
+from bertcourse.training.finetune import finetune_classifier  # noqa: E402
+from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain, pretraining_train_config  # noqa: E402
+from bertcourse.training.run import RunDirectory  # noqa: E402
 
 __all__ = ["main", "build_parser", "FINETUNE_TASKS", "CommandLineError", "one_line_error", "steps_per_epoch",
            "USER_ERRORS"]
@@ -46,7 +57,8 @@ __all__ = ["main", "build_parser", "FINETUNE_TASKS", "CommandLineError", "one_li
 FINETUNE_TASKS = ("classification", "sentiment")
 DEFAULT_STEPS_PER_EPOCH = 100
 # What a user can cause (shown as one line); anything else is a bug and keeps its traceback.
-USER_ERRORS = (BertcourseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+USER_ERRORS = (BertcourseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+               SequenceTooLongError)
 # The published Hugging Face file names (not a run directory's: those come from RunDirectory).
 HF_CONFIG, HF_WEIGHTS, HF_VOCAB = "config.json", "model.safetensors", "vocab.txt"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -78,7 +90,7 @@ def _positive_float(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``bertcourse`` argument parser (no TensorFlow import)."""
+    """The ``bertcourse`` argument parser."""
     parser = argparse.ArgumentParser(prog="bertcourse", description="Build BERT from the ground up.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ----------------------------------------------------------------------------- checks before TensorFlow
+# ----------------------------------------------------------------------------- checks before any work
 def steps_per_epoch(args: argparse.Namespace) -> int:
     """``--steps-per-epoch``, defaulting to ``min(--steps, 100)``; refused if it does not divide ``--steps``."""
     if args.steps_per_epoch is None:  # the longest epoch up to 100 updates that divides the run
@@ -245,7 +257,7 @@ def _check_model_folder(flag: str, folder: Path, run_files=None) -> BertConfig:
     """Everything about ``--init``/``--hf`` that can be checked without building a model; its BertConfig.
 
     ``run_files``: the :class:`~bertcourse.training.run.RunDirectory` of an ``--init`` run (None for ``--hf``,
-    whose files have Hugging Face's names; this needs no TensorFlow).
+    whose files have Hugging Face's names).
     """
     hf = run_files is None
     _check_folder(flag, folder, hf)
@@ -303,12 +315,6 @@ def _check_run_folder(out: Path, kind: str, resume: bool, overwrite: bool, run_f
                                 "--overwrite to start again).")
 
 
-def _load_tensorflow():
-    """Import TensorFlow without its C++ start-up lines on stderr (so an error stays one line)."""
-    quiet_tensorflow()
-    return import_tensorflow_quietly()
-
-
 def _check_seq_len(seq_len: int, config: BertConfig, folder: Path) -> None:
     if seq_len > config.max_position_embeddings:
         raise CommandLineError(f"--seq-len {seq_len} is longer than the model's position table "
@@ -327,12 +333,6 @@ def _pretrain(args) -> int:
         raise CommandLineError(f"--mask-rate must be in (0, 1), got {args.mask_rate}.")
     if args.resume and args.overwrite:
         raise CommandLineError("--resume continues a run and --overwrite starts it again: give one of them.")
-
-    _load_tensorflow()
-    # lazy: TensorFlow loads only once the arguments and files above are known to be usable
-    from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
-    from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain, pretraining_train_config
-    from bertcourse.training.run import RunDirectory
 
     run = RunDirectory(args.out)
     _check_run_folder(args.out, "pretraining", args.resume, args.overwrite, run, preset=args.preset,
@@ -380,18 +380,7 @@ def _finetune(args) -> int:
         if args.validation else None
     if args.hf is not None:
         _check_seq_len(args.seq_len, _check_model_folder("--hf", args.hf), args.hf)
-    elif args.init is not None:
-        _check_folder("--init", args.init, hf=False)
-
-    _load_tensorflow()
-    # lazy: TensorFlow loads only once the arguments and files above are known to be usable
-    from bertcourse.convert.hf import load_hf_bert
-    from bertcourse.models import BertBackbone
-    from bertcourse.text import WordPieceTokenizer
-    from bertcourse.training.finetune import finetune_classifier
-    from bertcourse.training.run import RunDirectory
-
-    if args.init is not None:  # a run's file names come from RunDirectory
+    elif args.init is not None:  # a run's file names come from RunDirectory
         _check_seq_len(args.seq_len, _check_model_folder("--init", args.init, RunDirectory(args.init)), args.init)
     _check_run_folder(args.out, "classification", args.resume, args.overwrite, RunDirectory(args.out))
 
@@ -436,16 +425,11 @@ def _data(args) -> int:
     script = corpora.data_dir() / "build.py"
     if not script.is_file():
         raise FileNotFoundError(f"{script} not found (run from a clone of the course repository).")
-    import subprocess  # lazy: only `data verify|build` runs a child process
-
     cmd = [sys.executable, str(script)] + (["--force"] if args.action == "build" else [])
     return subprocess.call(cmd)
 
 
 def _info(args) -> int:
-    from importlib.metadata import version  # lazy: only `info` reads package versions
-
-    tf = _load_tensorflow()
     for package in ("bertcourse", "tensorflow", "tensorflow-text", "keras", "keras-hub"):
         print(f"{package:16s} {version(package)}")
     print("devices:", ", ".join(d.name for d in tf.config.list_logical_devices()))
@@ -455,14 +439,6 @@ def _info(args) -> int:
 
 
 # ----------------------------------------------------------------------------- errors
-def _user_error_types() -> tuple[type, ...]:
-    types = list(USER_ERRORS)
-    embeddings = sys.modules.get("bertcourse.layers.embeddings")  # only loaded once a model was built
-    if embeddings is not None and hasattr(embeddings, "SequenceTooLongError"):
-        types.append(embeddings.SequenceTooLongError)
-    return tuple(types)
-
-
 def one_line_error(err: BaseException) -> str:
     """``error: <message>`` on one line: ANSI colour codes and Keras' "Exception encountered when calling"
     frame removed, whitespace collapsed."""
@@ -477,12 +453,12 @@ def one_line_error(err: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``bertcourse`` command; a user's mistake prints one line to stderr and returns 2."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     handlers = {"pretrain": _pretrain, "finetune": _finetune, "data": _data, "info": _info}
     try:
         return handlers[args.command](args)
     except Exception as err:
-        if args.debug or not isinstance(err, _user_error_types()):
+        if args.debug or not isinstance(err, USER_ERRORS):
             raise
         print(one_line_error(err), file=sys.stderr, flush=True)
         return 2
