@@ -128,3 +128,21 @@ def test_backbone_trains_one_step():
     history = clf.fit(x, np.arange(8) % 2, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert not np.allclose(before, keras.ops.convert_to_numpy(clf.output_dense.kernel))
+
+
+@pytest.mark.backend_agnostic
+def test_pretrainer_trains_one_step():
+    """BertPretrainer's built-in loss (MLM + NSP) and its metrics work on this backend."""
+    from bertcourse.models import BertPretrainer
+
+    keras.utils.set_random_seed(0)
+    model = BertPretrainer(BertBackbone(BertConfig.preset("tiny", vocab_size=200, num_layers=1)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(0)
+    x = {"token_ids": rng.integers(5, 200, (8, 12)).astype("int32"), "segment_ids": np.zeros((8, 12), "int32"),
+         "padding_mask": np.ones((8, 12), "int32"), "masked_positions": rng.integers(1, 12, (8, 3)).astype("int32")}
+    y = {"mlm": rng.integers(5, 200, (8, 3)).astype("int32"), "nsp": np.arange(8) % 2}
+    batches = [tuple({k: v[i:i + 4] for k, v in d.items()} for d in (x, y, {"mlm": np.ones((8, 3), "float32")}))
+               for i in (0, 4)]
+    logs = model.fit((b for b in batches), steps_per_epoch=2, epochs=1, shuffle=False, verbose=0).history
+    assert np.isfinite(logs["loss"][0]) and 0 < logs["mlm_loss"][0] < 10 and "nsp_accuracy" in logs

@@ -30,7 +30,7 @@ def _scale_for_replicas(loss):
     """Under ``tf.distribute`` Keras sums gradients over replicas, so each replica's loss must be
     divided by their number (Keras does this for compiled losses; a custom ``compute_loss`` must too)."""
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow-only (tf.distribute); JAX/torch runs never import it here
 
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:
@@ -52,7 +52,7 @@ class BertPretrainer(keras.Model):
 
     Inputs: ``token_ids``, ``segment_ids``, ``padding_mask`` ``[B, L]`` and ``masked_positions``
     ``[B, P]``. Outputs: ``{"mlm": [B, P, vocab] logits, "nsp": [B, 2] logits}`` (no ``nsp`` when
-    ``mlm_only``). Train on :func:`bertcourse.data.pretraining.pretraining_dataset`, whose targets are
+    ``mlm_only``). Train on :func:`bertcourse.data.pipeline.pretraining_dataset`, whose targets are
     ``{"mlm": ids at masked positions, "nsp": 0/1}`` and sample weights ``{"mlm": 1 for real
     predictions}``. Compile with just an optimizer: the loss is part of the model.
     """
@@ -126,7 +126,7 @@ class BertPretrainer(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y, dict) or "mlm" not in y or (not self.mlm_only and "nsp" not in y):
             raise ValueError("BertPretrainer needs targets {'mlm': masked ids, 'nsp': 0/1 labels}; build them with "
-                             "bertcourse.data.pretraining.pretraining_dataset.")
+                             "bertcourse.data.pretraining_dataset.")
         l_mlm, l_nsp, ce, weights = self.pretraining_losses(y, y_pred, sample_weight)
         self.mlm_loss_tracker.update_state(ce, sample_weight=weights)
         self.mlm_perplexity.update_state(ce, sample_weight=weights)
