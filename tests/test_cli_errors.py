@@ -305,3 +305,16 @@ def test_run_refusal_through_the_real_command(runs, tmp_path):
                      "--out", pre.path)
     assert result.returncode == 2, result.stderr
     assert_one_line(result.stderr, "holds a pretraining run; a classification run cannot be written there")
+
+
+def test_keras_wrapped_message_becomes_one_plain_line():
+    """Errors raised inside a nested layer's call reach the CLI wrapped by Keras, in ANSI bold."""
+    from bertcourse.cli import one_line_error
+    from bertcourse.layers import SequenceTooLongError
+
+    wrapped = SequenceTooLongError(
+        "Exception encountered when calling BertEmbeddings.call().\n\n\x1b[1mInput sequence length 600 is longer "
+        "than the position-embedding table\n(max_position_embeddings=512).\x1b[0m\n\nArguments received by "
+        "BertEmbeddings.call():\n  • token_ids=tf.Tensor(shape=(32, 600), dtype=int32)\n")
+    assert one_line_error(wrapped) == ("error: Input sequence length 600 is longer than the position-embedding "
+                                       "table (max_position_embeddings=512).")
