@@ -32,7 +32,8 @@ import tensorflow as tf  # noqa: E402
 
 from bertcourse import BertConfig  # noqa: E402
 from bertcourse.data import corpora  # noqa: E402
-from bertcourse.data.pretraining import MaskingConfig, pretraining_dataset  # noqa: E402
+from bertcourse.data.masking import MaskingConfig, num_predictions  # noqa: E402
+from bertcourse.data.pipeline import pretraining_dataset  # noqa: E402
 from bertcourse.models import BertBackbone  # noqa: E402
 from bertcourse.models.pretraining import BertPretrainer  # noqa: E402
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary  # noqa: E402
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
     train_docs, heldout_docs = corpora.split_documents(documents)
     tokenizer = WordPieceTokenizer(learn_vocabulary([s for d in train_docs for s in d.sentences], args.vocab))
     cfg = BertConfig.preset(args.preset, vocab_size=tokenizer.vocabulary_size)
-    masking = MaskingConfig(max_predictions=round(args.seq_len * 0.15 + 0.5))
+    masking = MaskingConfig(max_predictions=num_predictions(args.seq_len, 0.15))
     stream = pretraining_dataset(train_docs, tokenizer, seq_len=args.seq_len, batch_size=args.batch_size,
                                  masking=masking, seed=1)
     batches = next(iter(stream.unbatch().batch(args.batch_size * 8)))  # 8 batches in memory
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     # and steps. Each model keeps its own architecture: keras-hub's defaults (post-LN, dropout 0.1) and
     # the course's short-budget recipe (pre-LN + final LayerNorm, dropout 0, sparse last layer).
     train_masking = MaskingConfig(rate=args.train_mask_rate,
-                                  max_predictions=round(args.seq_len * args.train_mask_rate + 0.5))
+                                  max_predictions=num_predictions(args.seq_len, args.train_mask_rate))
     train_stream = pretraining_dataset(train_docs, tokenizer, seq_len=args.seq_len, batch_size=args.batch_size,
                                        masking=train_masking, seed=1)
     print(f"\n# quality: {args.steps} steps each on the same stream ({args.train_mask_rate:.0%} masking, "
