@@ -10,18 +10,19 @@ A task is a ``keras.Model`` made of three parts, as keras-hub's ``Task``:
 What a task module ``bertcourse/tasks/<name>.py`` writes (NER, QA... add exactly this):
 
 1. ``class MyTask(Task)`` with ``__init__(self, backbone, <head args>, preprocessor=None, **kwargs)``:
-   set ``self.backbone`` and ``self.preprocessor`` first, build the head, then either call
-   ``super().__init__(inputs=backbone.input, outputs=..., **kwargs)`` (functional, as
-   :class:`~bertcourse.tasks.BertClassifier`) or ``super().__init__(**kwargs)`` and write ``call``
-   (subclassed, as :class:`~bertcourse.tasks.SentenceEncoder`).
-   ``get_config`` returns ``{**super().get_config(), <head args>}``: the base class serializes the
-   backbone AND the preprocessor (the vocabulary travels with it), and ``from_config`` rebuilds
-   both, so ``task.save("x.keras")`` / ``keras.saving.load_model("x.keras")`` round-trips.
+   set ``self.backbone`` and ``self.preprocessor`` first, build the head on the backbone's symbolic
+   inputs, then ``super().__init__(inputs=backbone.input, outputs=..., **kwargs)``: a task is a
+   *functional* model (as keras-hub's tasks; Keras makes every ``Task`` subclass functional once one
+   is built, so a subclassed ``call`` is not an option). ``get_config`` returns
+   ``{**super().get_config(), <head args>}``: the base class serializes the backbone AND the
+   preprocessor (the vocabulary travels with it), and ``from_config`` rebuilds both, so
+   ``task.save("x.keras")`` / ``keras.saving.load_model("x.keras")`` round-trips.
    Decorate it with ``@keras.saving.register_keras_serializable(package="bertcourse")``.
-2. ``preprocess(raw)`` -> the input dict. Inherited: the preprocessor on one string, a list of
-   strings or a pair ``(list_a, list_b)``. Override it only for task-specific packing (QA windows).
-3. ``predict(x)``: inherited. Raw strings (one ``str``, a list of ``str``, or a pair of lists) are
-   preprocessed, then Keras ``predict`` runs; a dict of tensors or a ``tf.data.Dataset`` goes
+2. ``preprocess(raw)`` -> the input dict. Inherited: the preprocessor on raw text (see
+   :func:`is_raw_text`: one string, a list, one pair ``(a, b)``, a pair of lists ``(as, bs)``, a list of
+   pairs). Override it only for task-specific packing (QA windows).
+3. ``predict(x)``: inherited. Raw text is preprocessed (in batches, through ``tf.data``), then Keras
+   ``predict`` runs; a dict of tensors or a ``tf.data.Dataset`` goes
    straight to Keras. Returns NumPy, as Keras does.
 4. ``postprocess(outputs, **options)`` -> the task's Python outputs (labels and scores, entities,
    answer spans...), from the NumPy outputs of ``predict``/``predict_on_batch``.
@@ -70,11 +71,14 @@ def _is_str_sequence(x: Any) -> bool:
 
 def is_raw_text(x: Any) -> bool:
     """True for what ``Task.predict`` treats as raw text: a ``str``, a list of ``str``, one pair
-    ``(text_a, text_b)``, a pair of lists ``(texts_a, texts_b)``, or a ``tf.string`` tensor. Dicts of
-    tensors and datasets are not."""
+    ``(text_a, text_b)``, a pair of lists ``(texts_a, texts_b)``, a list of pairs, or a ``tf.string``
+    tensor. Dicts of tensors and datasets are not."""
     if isinstance(x, str):
         return True
     if isinstance(x, tuple) and len(x) == 2 and all(isinstance(s, str) for s in x):
+        return True
+    if isinstance(x, list) and x and all(isinstance(p, tuple) and len(p) == 2 and all(isinstance(s, str) for s in p)
+                                         for p in x):
         return True
     if isinstance(x, tf.Tensor):
         return x.dtype == tf.string
@@ -86,7 +90,7 @@ def is_raw_text(x: Any) -> bool:
 
 def as_text_batch(raw: Any) -> list[str] | tuple[list[str], list[str]]:
     """A ``str`` -> ``[str]``; a list stays a list; one pair ``("a", "b")`` -> ``(["a"], ["b"])``; a pair
-    of lists ``(as, bs)`` -> two lists of equal length.
+    of lists ``(as, bs)`` or a list of pairs ``[(a, b), ...]`` -> two lists of equal length.
 
     Anything else is a ``TypeError`` that says what is accepted."""
     if isinstance(raw, str):
@@ -101,6 +105,9 @@ def as_text_batch(raw: Any) -> list[str] | tuple[list[str], list[str]]:
         if bad is not None:
             raise TypeError(f"Texts must be strings, got an element of type {type(bad).__name__}.")
         return a, b
+    if isinstance(raw, list) and raw and all(isinstance(p, tuple) and len(p) == 2
+                                             and all(isinstance(s, str) for s in p) for p in raw):
+        return [a for a, _ in raw], [b for _, b in raw]  # a list of pairs, as the preprocessor reads it
     if isinstance(raw, tuple):
         raise TypeError(f"A tuple is one pair (text_a, text_b) or a pair of lists (texts_a, texts_b), got "
                         f"{len(raw)} items; give a batch of texts as a list.")

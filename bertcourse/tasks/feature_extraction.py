@@ -35,7 +35,7 @@ from keras import ops
 
 from bertcourse.tasks.base import Task, TaskPipeline, as_preprocessor
 
-__all__ = ["SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity"]
+__all__ = ["SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity", "pool_outputs"]
 
 POOLING_MODES = ("mean", "cls", "pooler")
 _PREPROCESS_CHUNK = 4096
@@ -51,6 +51,27 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
     return a @ b.T
+
+
+def pool_outputs(outputs: dict, padding_mask, pooling: str = "mean", normalize: bool = True):
+    """The backbone's outputs -> ``[batch, hidden]`` sentence vectors (``pooling`` in ``POOLING_MODES``),
+    divided by their L2 norm if ``normalize``. Padding never counts in the mean."""
+    if pooling == "mean":
+        h = outputs["sequence_output"]
+        mask = ops.cast(padding_mask, h.dtype)[:, :, None]
+        summed = ops.sum(h * mask, axis=1)
+        count = ops.maximum(ops.sum(mask, axis=1), 1e-9)
+        x = summed / count
+    elif pooling == "cls":
+        x = outputs["sequence_output"][:, 0, :]
+    elif pooling == "pooler":
+        x = outputs["pooled_output"]
+    else:
+        raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}.")
+    if normalize:
+        norm = ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True))
+        x = x / ops.maximum(norm, 1e-12)
+    return x
 
 
 @keras.saving.register_keras_serializable(package="bertcourse")
@@ -71,7 +92,8 @@ class SentenceEncoder(Task):
             ``sentence_bert_config.json``); its ``tokenizer.json`` carries a truncation of 128, which
             sentence-transformers overrides with 256, and so do we.
 
-    ``call`` takes the backbone's input dict and returns ``[batch, hidden]`` embeddings;
+    As a Keras model (functional, like every task) it takes the backbone's input dict and returns
+    ``[batch, hidden]`` embeddings;
     ``encode(list_of_strings)`` preprocesses, batches by length and returns numpy;
     ``predict(list_of_strings)`` is the plain Keras path (every batch padded to ``max_seq_length``).
     """
@@ -95,7 +117,9 @@ class SentenceEncoder(Task):
                              f"{own_length}: give one of them.")
         self.backbone = backbone
         self.preprocessor = as_preprocessor(preprocessor, sequence_length=max_seq_length)
-        super().__init__(**kwargs)
+        inputs = backbone.input
+        outputs = pool_outputs(backbone(inputs), inputs["padding_mask"], pooling, bool(normalize))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.pooling = pooling
         self.normalize = bool(normalize)
         self.max_seq_length = max_seq_length
@@ -115,25 +139,7 @@ class SentenceEncoder(Task):
         """Pool backbone ``outputs`` (its dict) to ``[batch, hidden]`` and normalise.
 
         ``pooling`` overrides ``self.pooling`` (one forward pass can feed several poolings)."""
-        pooling = pooling or self.pooling
-        if pooling == "mean":
-            h = outputs["sequence_output"]
-            mask = ops.cast(padding_mask, h.dtype)[:, :, None]
-            summed = ops.sum(h * mask, axis=1)
-            count = ops.maximum(ops.sum(mask, axis=1), 1e-9)
-            x = summed / count
-        elif pooling == "cls":
-            x = outputs["sequence_output"][:, 0, :]
-        else:
-            x = outputs["pooled_output"]
-        if self.normalize:
-            norm = ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True))
-            x = x / ops.maximum(norm, 1e-12)
-        return x
-
-    def call(self, inputs, training=None):
-        outputs = self.backbone(inputs, training=training)
-        return self.pool(outputs, inputs["padding_mask"])
+        return pool_outputs(outputs, padding_mask, pooling or self.pooling, self.normalize)
 
     # ------------------------------------------------------------------ strings
     def _packed(self, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

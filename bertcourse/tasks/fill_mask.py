@@ -200,5 +200,5 @@ class FillMaskPipeline(TaskPipeline):
         return items, single
 
     def _run(self, items: list, top_k: int | None = None) -> list:
-        results = fill_mask(self.model, self.preprocessor, items, top_k=top_k or self.top_k)
+        results = fill_mask(self.model, self.preprocessor, items, top_k=self.top_k if top_k is None else top_k)
         return [per_mask[0] if len(per_mask) == 1 else per_mask for per_mask in results]
