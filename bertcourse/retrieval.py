@@ -11,6 +11,7 @@ and ranking metrics (recall@k, MRR).
 from __future__ import annotations
 
 import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -77,7 +78,7 @@ def ranking_metrics(ranks: Sequence[int], ks: Sequence[int] = (1, 10)) -> dict[s
     return out
 
 
-_WORD = None  # compiled on first use
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
 
 
 def word_tokenize(text: str) -> list[str]:
@@ -86,11 +87,6 @@ def word_tokenize(text: str) -> list[str]:
     >>> word_tokenize("God’s Spirit, LORD-of-hosts!")
     ['god’s', 'spirit', 'lord', 'of', 'hosts']
     """
-    global _WORD
-    if _WORD is None:
-        import re
-
-        _WORD = re.compile(r"\w+(?:['’]\w+)*")
     return _WORD.findall(text.lower())
 
 
