@@ -11,8 +11,8 @@ from bertcourse import BertConfig
 from bertcourse.errors import BertcourseError, ModelInputError
 from bertcourse.models import BertBackbone
 from bertcourse.pipelines import pipeline
-from bertcourse.tasks import (BertClassifier, Task, TextClassificationPipeline, classification_metrics, is_raw_text,
-                              label_map)
+from bertcourse.tasks import (BertClassifier, Task, TextClassificationPipeline, classification_metrics, encode_texts,
+                              is_raw_text, label_map)
 from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "was", "good", "bad", "not", "very", "##ly",
@@ -60,6 +60,20 @@ def test_predict_on_strings_equals_predict_on_ids(clf):
     pair_ids = clf.preprocess(pairs)
     assert np.asarray(pair_ids["segment_ids"]).max() == 1
     np.testing.assert_allclose(clf.predict(pairs, verbose=0), clf.predict(pair_ids, verbose=0), atol=1e-6)
+
+
+def test_encode_texts_for_the_engine(clf):
+    """What fine-tuning feeds tf.data: int32 arrays, the same ids as the task's own preprocess."""
+    x = encode_texts(clf.preprocessor, TEXTS * 3, chunk_size=4)
+    assert {k: (v.dtype, v.shape) for k, v in x.items()} == {k: ("int32", (18, 16)) for k in x}
+    want = clf.preprocess(TEXTS)
+    for key in x:
+        np.testing.assert_array_equal(x[key][:6], np.asarray(want[key]).astype("int32"))
+    pairs = encode_texts(clf.preprocessor, ["the film", "a plot"], ["was good", "and bad"])
+    np.testing.assert_array_equal(pairs["segment_ids"], np.asarray(clf.preprocess(
+        (["the film", "a plot"], ["was good", "and bad"]))["segment_ids"]))
+    with pytest.raises(ModelInputError, match="differ in length"):
+        encode_texts(clf.preprocessor, ["a"], ["b", "c"])
 
 
 def test_pipeline_scores_are_a_softmax_of_the_logits(clf):

@@ -14,14 +14,14 @@ alias to its canonical name.
 True
 """
 
-from bertcourse.tasks.base import Task, TaskPipeline, as_preprocessor, as_text_batch, is_raw_text
+from bertcourse.tasks.base import Task, TaskPipeline, as_preprocessor, as_text_batch, encode_texts, is_raw_text
 from bertcourse.tasks.classification import (BertClassifier, TextClassificationPipeline, classification_metrics,
                                              label_map)
 from bertcourse.tasks.feature_extraction import (POOLING_MODES, FeatureExtractionPipeline, SentenceEncoder,
                                                  cosine_similarity)
 from bertcourse.tasks.fill_mask import FillMaskPipeline, decode_tokens, fill_mask, masked_accuracy
 
-__all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "is_raw_text",
+__all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "encode_texts", "is_raw_text",
            "BertClassifier", "TextClassificationPipeline", "classification_metrics", "label_map",
            "SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity",
            "fill_mask", "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES"]

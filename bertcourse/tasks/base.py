@@ -60,7 +60,7 @@ import tensorflow as tf
 from bertcourse.errors import ModelInputError
 from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
 
-__all__ = ["Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch"]
+__all__ = ["Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts"]
 
 
 def _is_str_sequence(x: Any) -> bool:
@@ -149,6 +149,35 @@ def as_preprocessor(preprocessor_or_tokenizer: Any, sequence_length: int | None 
 
 
 _WRAPPED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def encode_texts(preprocessor: BertPreprocessor, texts: Sequence[str], texts_b: Sequence[str] | None = None,
+                 chunk_size: int = 4096) -> dict[str, np.ndarray]:
+    """Texts (and optional second segments) -> the backbone's input dict as int32 NumPy arrays
+    ``[n, sequence_length]``, through the preprocessor in chunks (for datasets: ``tf.data`` slices).
+
+    ``padding_mask`` comes back as 0/1 int32 like the ids. ``texts_b`` given: pairs
+    ``[CLS] a [SEP] b [SEP]`` with the preprocessor's truncation.
+
+    >>> pre = BertPreprocessor(FastWordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"]), sequence_length=6)
+    >>> x = encode_texts(pre, ["a", "b b"], texts_b=["b", "a"])
+    >>> x["token_ids"].tolist(), x["segment_ids"][0].tolist(), x["padding_mask"].dtype
+    ([[2, 4, 3, 5, 3, 0], [2, 5, 5, 3, 4, 3]], [0, 0, 0, 1, 1, 0], dtype('int32'))
+    """
+    texts = list(texts)
+    if texts_b is not None:
+        texts_b = list(texts_b)
+        if len(texts_b) != len(texts):
+            raise ModelInputError(f"texts and texts_b differ in length: {len(texts)} and {len(texts_b)}.")
+    length = preprocessor.sequence_length
+    out = {k: [np.zeros((0, length), np.int32)] for k in ("token_ids", "segment_ids", "padding_mask")}
+    for start in range(0, len(texts), chunk_size):
+        stop = start + chunk_size
+        raw = texts[start:stop] if texts_b is None else (texts[start:stop], texts_b[start:stop])
+        for key, value in preprocessor(as_text_batch(raw)).items():
+            if key in out:
+                out[key].append(np.asarray(value).astype(np.int32))
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 class Task(keras.Model):
