@@ -300,7 +300,7 @@ def _check_run_folder(out: Path, kind: str, resume: bool, overwrite: bool, run_f
         if finished:
             raise RunDirectoryError(f"{out} is a finished {kind} run: nothing to resume, nothing was changed "
                                     "(pass --overwrite instead of --resume to train it again).")
-        config = run_files.config
+        config = run_files.read_json("train_config", {}) or {}  # RunDirectoryError if corrupt
         saved = {**(run_files.read_json("pretrain_config", {}) or {}), **config, **(config.get("pretrain") or {})}
         for name, value in settings.items():
             if name in saved and saved[name] != value:

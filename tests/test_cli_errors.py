@@ -298,6 +298,18 @@ def test_resume_with_another_preset_is_one_line(tmp_path, capsys):
     assert "holds an interrupted pretraining run; pass --resume" in line
 
 
+def test_resume_of_a_run_with_a_corrupt_manifest_or_config_is_one_line(tmp_path, capsys):
+    from bertcourse.training.run import RunDirectory
+
+    run = RunDirectory.create(tmp_path / "pre", "pretraining", {"preset": "tiny"})
+    run.path_of("train_config").write_text("{\"preset\": ")
+    line = run_main(capsys, "pretrain", "--preset", "tiny", "--out", run.path, "--resume")
+    assert "train_config.json is corrupt" in line
+    run.path_of("manifest").write_text("")
+    line = run_main(capsys, "pretrain", "--preset", "tiny", "--out", run.path, "--resume")
+    assert "run.json is corrupt" in line and "choose another --out" in line
+
+
 def test_run_refusal_through_the_real_command(runs, tmp_path):
     """The same refusal as the user sees it: a subprocess, one line, exit status 2."""
     root, pre = runs
