@@ -272,9 +272,12 @@ def _check_model_folder(flag: str, folder: Path, run_files=None) -> BertConfig:
         _check_weights_file(weights, f"{flag} needs the model's weights next to its {HF_CONFIG}.")
     else:
         _check_vocab(run_files.path_of("vocab"), f"{flag} {folder}")
-        _check_weights_file(run_files.path_of("backbone_weights"),
-                            f"{folder} holds no finished pretraining run (resume it with `bertcourse pretrain "
-                            f"--out {folder} --resume`, or give a finished run).")
+        if run_files.kind == "classification":  # a fine-tuned encoder, taken from the task model's weights
+            _check_weights_file(run_files.path_of("model_weights"), f"{folder} holds no finished fine-tuning run.")
+        else:
+            _check_weights_file(run_files.path_of("backbone_weights"),
+                                f"{folder} holds no finished pretraining run (resume it with `bertcourse pretrain "
+                                f"--out {folder} --resume`, or give a finished run).")
     return config
 
 

@@ -239,6 +239,18 @@ def test_broken_init_run_is_one_line(runs, tmp_path, capsys, breakage):
     assert not (tmp_path / "out").exists()
 
 
+def test_init_from_an_unfinished_finetuning_run_is_one_line(runs, tmp_path, capsys):
+    from bertcourse.training.run import RunDirectory
+
+    root, pre = runs
+    run = RunDirectory.create(tmp_path / "ft", "classification", {"seq_len": 32})
+    for name in ("config", "vocab"):
+        run.path_of(name).write_bytes(pre.path_of(name).read_bytes())
+    line = run_main(capsys, "finetune", "--train", write_labels(tmp_path / "train.tsv"), "--init", run.path,
+                    "--out", tmp_path / "out")
+    assert "model.weights.h5 is missing" in line and "no finished fine-tuning run" in line
+
+
 def test_seq_len_over_the_init_runs_positions(runs, tmp_path, capsys):
     root, pre = runs
     line = run_main(capsys, "finetune", "--train", write_labels(tmp_path / "train.tsv"), "--init", pre.path,
