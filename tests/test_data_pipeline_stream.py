@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from bertcourse.data import corpora
+from bertcourse.data.masking import mask_tokens, num_predictions
 from bertcourse.data.pipeline import nsp_pair_dataset, pack_pairs, pretraining_dataset
 from bertcourse.data.nsp import NspPair
 from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path
@@ -97,6 +98,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 from bertcourse.data import corpora
+from bertcourse.data.masking import mask_tokens, num_predictions
 from bertcourse.data.pipeline import pretraining_dataset
 from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path
 
@@ -146,3 +148,30 @@ def test_bad_arguments(docs, tokenizer):
         pretraining_dataset([[]], tokenizer, seq_len=SEQ)
     with pytest.raises(ValueError, match="start_batch"):
         pretraining_dataset(docs, tokenizer, start_batch=-1)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_element_k_is_the_documented_pair_and_mask(docs, tokenizer, shuffle):
+    """Element k = pair (k mod n, or index_shuffle(k mod n, seed=(seed, k div n))), masked with seed (seed, k):
+    the definition the module states, so an evaluation stream (shuffle=False) is reproducible by hand."""
+    pairs = list(nsp_pair_dataset(docs[:1], tokenizer, seq_len=SEQ, seed=SEED).as_numpy_iterator())
+    n = len(pairs)
+    got = list(stream(docs[:1], tokenizer, batch_size=1, shuffle=shuffle).take(n + 5).as_numpy_iterator())
+    specials = sorted({tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id})
+    for k, (x, y, w) in enumerate(got):
+        i = k % n
+        if shuffle:
+            i = int(tf.random.experimental.index_shuffle(tf.constant(i, tf.int64), seed=tf.constant([SEED, k // n],
+                                                         tf.int64), max_index=tf.constant(n - 1, tf.int64)))
+        masked = mask_tokens(tf.constant(pairs[i]["token_ids"]), tokenizer.vocabulary_size, specials, tokenizer.mask_id,
+                             seed=tf.constant([SEED, k], tf.int32), max_predictions=num_predictions(SEQ))
+        np.testing.assert_array_equal(x["token_ids"][0], masked["token_ids"].numpy(), err_msg=f"element {k}")
+        np.testing.assert_array_equal(x["segment_ids"][0], pairs[i]["segment_ids"])
+        np.testing.assert_array_equal(y["nsp"][0], pairs[i]["next_sentence_label"])
+        np.testing.assert_array_equal(w["mlm"][0], masked["masked_weights"].numpy())
+
+
+def test_shuffle_buffer_zero_is_the_older_spelling_of_no_shuffle(docs, tokenizer):
+    a = flat(stream(docs[:1], tokenizer, shuffle_buffer=0, repeat=False).as_numpy_iterator())
+    b = flat(stream(docs[:1], tokenizer, shuffle=False, repeat=False).as_numpy_iterator())
+    assert_same(a, b)
