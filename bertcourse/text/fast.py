@@ -43,10 +43,11 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from bertcourse.text.normalize import check_text
 from bertcourse.text.vocab import load_vocabulary, save_vocabulary
 from bertcourse.text.wordpiece import SPECIAL_TOKENS, special_tokens_in
 
-__all__ = ["FastWordPieceTokenizer"]
+__all__ = ["FastWordPieceTokenizer", "check_strings"]
 
 VOCAB_ASSET = "vocabulary.txt"
 
@@ -220,12 +221,12 @@ class FastWordPieceTokenizer(keras.layers.Layer):
     def _prepare(self, inputs) -> tuple[tf.Tensor, bool]:
         self._check_ready()
         if isinstance(inputs, str):
+            check_text(inputs)  # unpaired surrogates: the same error as the pure tokenizer
             inputs = [inputs]
             scalar = True
         else:
-            if isinstance(inputs, (list, tuple)) and not all(isinstance(x, (str, bytes)) for x in inputs):
-                bad = next(x for x in inputs if not isinstance(x, (str, bytes)))
-                raise TypeError(f"Expected strings, got an element of type {type(bad).__name__}.")
+            if isinstance(inputs, (list, tuple)):
+                check_strings(inputs)
             inputs = tf.convert_to_tensor(inputs)
             scalar = inputs.shape.rank == 0
             if scalar:
@@ -235,6 +236,10 @@ class FastWordPieceTokenizer(keras.layers.Layer):
             raise TypeError(f"FastWordPieceTokenizer takes strings, got a {inputs.dtype.name} tensor.")
         if inputs.shape.rank != 1:
             raise ValueError(f"Expected a scalar or a 1-D batch of strings, got shape {inputs.shape}.")
+        # Bytes that are not UTF-8 (only a tensor or bytes can hold them) -> U+FFFD, which the
+        # normaliser deletes: as the pure tokenizer on bytes.decode("utf-8", "replace").
+        inputs = tf.strings.unicode_transcode(inputs, "UTF-8", "UTF-8", errors="replace",
+                                              replacement_char=0xFFFD, replace_control_characters=False)
         return inputs, scalar
 
     def call(self, inputs):
@@ -426,6 +431,15 @@ class FastWordPieceTokenizer(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):  # ragged output: Keras cannot infer it symbolically
         return keras.KerasTensor((None, None), dtype=self.output_dtype, ragged=True)
+
+
+def check_strings(texts) -> None:
+    """Every element a ``str`` (checked as :func:`~bertcourse.text.normalize.check_text`) or ``bytes``."""
+    for i, x in enumerate(texts):
+        if isinstance(x, str):
+            check_text(x, index=i)
+        elif not isinstance(x, bytes):
+            raise TypeError(f"Expected strings, got an element of type {type(x).__name__}.")
 
 
 def _re2_escape(text: str) -> str:

@@ -23,10 +23,16 @@ words (and later WordPiece tokens) carry offsets into the *original* string.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["BasicTokenizer", "is_whitespace", "is_control", "is_punctuation", "is_chinese_char"]
+from bertcourse.errors import ModelInputError
+
+__all__ = ["BasicTokenizer", "is_whitespace", "is_control", "is_punctuation", "is_chinese_char",
+           "normalize_char", "check_text"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # The Unicode White_Space property (what Rust's char::is_whitespace and HF use). U+000B, U+000C
 # and U+0085 are also control characters (Cc), and control characters are removed first.
@@ -71,8 +77,18 @@ def is_chinese_char(char: str) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _normalize_char(char: str, lowercase: bool, strip_accents: bool) -> tuple[str, str]:
-    """One original character -> (its normalised text, the same with spaces around punctuation/CJK)."""
+def normalize_char(char: str, lowercase: bool, strip_accents: bool) -> tuple[str, str]:
+    """One original character -> (its normalised text, the same with spaces around punctuation/CJK).
+
+    The whole normaliser, one character at a time (cached):
+
+    >>> normalize_char("É", lowercase=True, strip_accents=True)
+    ('e', 'e')
+    >>> normalize_char("!", lowercase=True, strip_accents=True)
+    ('!', ' ! ')
+    >>> normalize_char("\u200b", lowercase=True, strip_accents=True)  # zero-width space: Cf, deleted
+    ('', '')
+    """
     cp = ord(char)
     if cp == 0 or cp == 0xFFFD or is_control(char):
         return "", ""
@@ -105,9 +121,16 @@ class BasicTokenizer:
         self.lowercase = bool(lowercase)
         self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
 
-    def normalize_with_offsets(self, text: str) -> tuple[str, list[int]]:
-        """The normalised text and, for each of its characters, the index of the original one."""
-        return self._normalize(text, padded=False)
+    def normalize_with_offsets(self, text: str, pad_punctuation: bool = False) -> tuple[str, list[int]]:
+        """The normalised text and, for each of its characters, the index of the original one.
+
+        ``pad_punctuation=True`` also puts spaces around punctuation and CJK ideographs (then
+        splitting on spaces gives the words).
+
+        >>> BasicTokenizer().normalize_with_offsets("Hé!", pad_punctuation=True)
+        ('he ! ', [0, 1, 2, 2, 2])
+        """
+        return self._normalize(text, padded=pad_punctuation)
 
     def normalize(self, text: str) -> str:
         """The cleaned (and, if asked, lowercased and accent-stripped) text.
@@ -118,12 +141,12 @@ class BasicTokenizer:
         return self._normalize(text, padded=False)[0]
 
     def _normalize(self, text: str, padded: bool) -> tuple[str, list[int]]:
-        _check_text(text)
+        check_text(text)
         which = 1 if padded else 0  # padded: spaces around punctuation and CJK ideographs
         out: list[str] = []
         origin: list[int] = []
         for i, char in enumerate(text):
-            piece = _normalize_char(char, self.lowercase, self.strip_accents)[which]
+            piece = normalize_char(char, self.lowercase, self.strip_accents)[which]
             out.append(piece)
             origin.extend([i] * len(piece))
         return "".join(out), origin
@@ -141,8 +164,8 @@ class BasicTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The words of ``text`` (no offsets)."""
-        _check_text(text)
-        padded = "".join([_normalize_char(c, self.lowercase, self.strip_accents)[1] for c in text])
+        check_text(text)
+        padded = "".join([normalize_char(c, self.lowercase, self.strip_accents)[1] for c in text])
         return [w for w in padded.split(" ") if w]
 
     def get_config(self) -> dict:
@@ -152,7 +175,26 @@ class BasicTokenizer:
         return f"BasicTokenizer(lowercase={self.lowercase}, strip_accents={self.strip_accents})"
 
 
-def _check_text(text: object) -> None:
+def check_text(text: object, index: int | None = None) -> None:
+    """A ``TypeError`` unless ``text`` is a ``str``; a ModelInputError if it holds an unpaired surrogate.
+
+    Unpaired surrogates (U+D800-U+DFFF, e.g. from ``errors="surrogateescape"`` decoding or a broken
+    UTF-16 pair) are not Unicode text: they cannot be encoded as UTF-8, so neither the in-graph
+    tokenizer nor Hugging Face can take them. Every tokenizer here refuses them the same way,
+    naming the position, rather than dropping them silently. ``index`` is the string's place in a batch.
+
+    >>> try:
+    ...     check_text("a\\ud800b")
+    ... except ModelInputError as err:
+    ...     print(str(err)[:43])
+    Unpaired surrogate U+D800 at character 1 of
+    """
     if not isinstance(text, str):
         hint = " Decode bytes first: text.decode('utf-8')." if isinstance(text, bytes) else ""
         raise TypeError(f"Expected a str, got {type(text).__name__}.{hint}")
+    match = _SURROGATE.search(text)
+    if match is not None:
+        where = "the text" if index is None else f"text {index} of the batch"
+        raise ModelInputError(f"Unpaired surrogate U+{ord(match.group()):04X} at character {match.start()} of "
+                              f"{where}: not valid Unicode (cannot be encoded as UTF-8). Fix the decoding, or "
+                              f'drop them with text.encode("utf-8", "ignore").decode("utf-8").')

@@ -46,7 +46,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from bertcourse.text.fast import FastWordPieceTokenizer
+from bertcourse.text.fast import FastWordPieceTokenizer, check_strings
 from bertcourse.text.packing import TRUNCATION_STRATEGIES, pack_inputs
 from bertcourse.text.wordpiece import WordPieceTokenizer
 
@@ -198,11 +198,10 @@ def _segments(inputs: Any) -> tuple[list[tf.Tensor], bool]:
 
 def _as_strings(x: Any) -> tuple[tf.Tensor, bool]:
     if isinstance(x, (str, bytes)):
+        check_strings([x])
         return tf.constant([x]), True
     if isinstance(x, (list, tuple)):
-        bad = next((v for v in x if not isinstance(v, (str, bytes))), None)
-        if bad is not None:
-            raise TypeError(f"Expected strings, got an element of type {type(bad).__name__}.")
+        check_strings(x)
         return tf.constant(list(x), dtype=tf.string, shape=[len(x)]), False
     tensor = tf.convert_to_tensor(x)
     if tensor.dtype != tf.string:

@@ -21,7 +21,7 @@ import os
 import re
 from typing import Iterable, Mapping, Sequence
 
-from bertcourse.text.normalize import BasicTokenizer, _check_text
+from bertcourse.text.normalize import BasicTokenizer, check_text
 from bertcourse.text.vocab import load_vocabulary
 
 __all__ = ["WordPieceTokenizer", "SPECIAL_TOKENS", "special_tokens_in", "special_token_regex"]
@@ -134,7 +134,7 @@ class WordPieceTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Text -> WordPiece tokens (strings), no special tokens added."""
-        _check_text(text)
+        check_text(text)
         if self._special_re is None or self._special_re.search(text) is None:
             return self._tokenize_plain(text)
         out = []
@@ -165,7 +165,7 @@ class WordPieceTokenizer:
         >>> WordPieceTokenizer(["[UNK]", "[MASK]", "cafe"]).tokenize_with_offsets("cafe[MASK]")
         [('cafe', 0, 4), ('[MASK]', 4, 10)]
         """
-        _check_text(text)
+        check_text(text)
         if self._special_re is None or self._special_re.search(text) is None:
             return self._offsets_plain(text)
         out = []
@@ -177,7 +177,7 @@ class WordPieceTokenizer:
         return out
 
     def _offsets_plain(self, text: str) -> list[tuple[str, int, int]]:
-        normalized, origin = self.basic._normalize(text, padded=True)
+        normalized, origin = self.basic.normalize_with_offsets(text, pad_punctuation=True)
         out = []
         pos = 0
         for word in normalized.split(" "):
