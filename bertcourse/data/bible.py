@@ -6,8 +6,11 @@ footnotes removed (a modified text, so it is called "web" here, not "World Engli
 Built from Debian ``sword-text-kjv`` / ``sword-text-web`` by ``python data/build_bible.py``.
 
 >>> pairs = load_verse_pairs(books=["Gen"])
->>> len(pairs), pairs[2]
-(1533, ('Gen 1:3', 'And God said, Let there be light: and there was light.', 'God said, “Let there be light,” and there was light.'))
+>>> ref, kjv, web = pairs[2]
+>>> len(pairs), ref, kjv
+(1533, 'Gen 1:3', 'And God said, Let there be light: and there was light.')
+>>> web
+'God said, “Let there be light,” and there was light.'
 """
 
 from __future__ import annotations
