@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from bertcourse import BertConfig
 from bertcourse.data import corpora
-from bertcourse.data.pretraining import pretraining_dataset
+from bertcourse.data.pipeline import pretraining_dataset
 from bertcourse.models import BertBackbone
 from bertcourse.models.pretraining import BertPretrainer
 from bertcourse.pipelines import pipeline
