@@ -5,10 +5,12 @@ name to its pipeline class in :mod:`bertcourse.tasks` (which holds all the logic
 task name                   ``model=``                            output per input
 ==========================  ====================================  ===========================================
 ``"fill-mask"``             ``BertPretrainer`` (+ ``tokenizer=``)  ``[{"score", "token", "token_str", "sequence"}]``
-``"feature-extraction"``    ``SentenceEncoder`` or a published    ``[[token vectors]]`` (``pooled=True``: one
-                            name (``"all-MiniLM-L6-v2"``)          sentence vector)
+                            or a pretraining run directory
+``"feature-extraction"``    ``SentenceEncoder``, a published      ``[[token vectors]]`` (``pooled=True``: one
+                            name (``"all-MiniLM-L6-v2"``) or a     sentence vector)
+                            pretraining run directory
 ``"text-classification"``   ``BertClassifier`` with a             ``{"label", "score"}`` (``top_k``: a list)
-(``"sentiment-analysis"``)  preprocessor
+(``"sentiment-analysis"``)  preprocessor, or a fine-tuning run
 ==========================  ====================================  ===========================================
 
 >>> from bertcourse.pipelines import pipeline, SUPPORTED_TASKS
@@ -25,11 +27,14 @@ ValueError: Unknown task 'translation'. Supported: feature-extraction, fill-mask
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from bertcourse.errors import ModelLoadError
-from bertcourse.pretrained import AVAILABLE, load_sentence_encoder
+from bertcourse.pretrained import AVAILABLE, load_course_encoder, load_sentence_encoder
 from bertcourse.tasks import TASK_ALIASES, TASKS, as_preprocessor
+from bertcourse.training.run import RunDirectory
 
 __all__ = ["pipeline", "SUPPORTED_TASKS"]
 
@@ -47,9 +52,30 @@ def _attach_preprocessor(task_name: str, model: Any, preprocessor: Any) -> None:
     model.preprocessor = as_preprocessor(preprocessor, sequence_length=sequence_length)
 
 
+def _load(name: str, task: str, model: str | os.PathLike) -> tuple[Any, Any]:
+    """``(model, tokenizer or None)`` from a published model name or a run directory."""
+    path = Path(model)
+    if name == "feature-extraction":
+        if path.is_dir():
+            return load_course_encoder(path), None
+        return load_sentence_encoder(str(model)), None
+    if not path.is_dir():
+        raise ModelLoadError(f"pipeline({task!r}, model={str(model)!r}): no such run directory. A model name "
+                             f"works for feature-extraction ({sorted(AVAILABLE)}); otherwise pass a run "
+                             f"directory or the model object.")
+    run = RunDirectory(path)
+    if name == "fill-mask":
+        return run.load_pretrainer()
+    return run.load_task(), None
+
+
 def pipeline(task: str, model: Any = None, tokenizer: Any = None, preprocessor: Any = None, **kwargs: Any):
     """The pipeline for ``task`` (one of ``SUPPORTED_TASKS``) around ``model``.
 
+    ``model``: the task's model object, or a path: a run directory (``bertcourse pretrain``/``finetune``
+    ``--out``: its pretrainer for fill-mask, its fine-tuned classifier for text-classification, its
+    encoder for feature-extraction), or for feature-extraction a published name (``"all-MiniLM-L6-v2"``).
+    Nothing is downloaded.
     ``tokenizer=``/``preprocessor=`` (a :class:`~bertcourse.text.BertPreprocessor` or a tokenizer): what
     turns text into ids; needed for fill-mask, and for a task model built without a preprocessor.
     ``kwargs`` go to the pipeline class (``top_k``, ``batch_size``...).
@@ -61,15 +87,14 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, preprocessor: 
         raise ValueError(f"pipeline({task!r}): pass tokenizer= or preprocessor=, not both.")
     text_to_ids = preprocessor if preprocessor is not None else tokenizer
     if model is None:
-        raise ModelLoadError(f"pipeline({task!r}) needs model=... (nothing is downloaded): "
-                             + {"fill-mask": "a BertPretrainer, e.g. bertcourse.pretrained.load_course_pretrainer(run).",
-                                "feature-extraction": f"a SentenceEncoder or one of {sorted(AVAILABLE)}.",
-                                "text-classification": "a BertClassifier with a preprocessor (a fine-tuned run)."}[name])
-    if isinstance(model, str):
-        if name != "feature-extraction":
-            raise ModelLoadError(f"pipeline({task!r}, model={model!r}): a model name works for feature-extraction "
-                                 f"with {sorted(AVAILABLE)}; otherwise pass the model object.")
-        model = load_sentence_encoder(model)
+        needs = {"fill-mask": "a BertPretrainer or a pretraining run directory",
+                 "feature-extraction": f"a SentenceEncoder, a run directory or one of {sorted(AVAILABLE)}",
+                 "text-classification": "a BertClassifier with a preprocessor or a fine-tuning run directory"}
+        raise ModelLoadError(f"pipeline({task!r}) needs model=...: {needs[name]} (nothing is downloaded).")
+    if isinstance(model, (str, os.PathLike)):
+        model, tokenizer_of_run = _load(name, task, model)
+        if text_to_ids is None:
+            text_to_ids = tokenizer_of_run
     if name == "fill-mask":
         if text_to_ids is None:
             raise ModelLoadError("pipeline('fill-mask') needs tokenizer=... (or preprocessor=...) with the model's "

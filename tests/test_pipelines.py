@@ -46,6 +46,21 @@ def test_a_tokenizer_is_attached_to_a_bare_task_model():
         pipeline("text-classification", model=bare, tokenizer=FastWordPieceTokenizer(VOCAB))
 
 
+def test_a_run_directory_is_a_model(tmp_path):
+    """A lesson-07 style run (config.json, vocab.txt, pretrainer.weights.h5) serves fill-mask by its path."""
+    from bertcourse.text import save_vocabulary
+
+    model = BertPretrainer(_backbone())
+    model.backbone.config.to_json(tmp_path / "config.json")
+    save_vocabulary(VOCAB, tmp_path / "vocab.txt")
+    model.save_weights(tmp_path / "pretrainer.weights.h5")
+    fill = pipeline("fill-mask", model=str(tmp_path), top_k=3)
+    direct = pipeline("fill-mask", model=model, tokenizer=WordPieceTokenizer(VOCAB), top_k=3)
+    assert [o["token"] for o in fill("a [MASK] c")] == [o["token"] for o in direct("a [MASK] c")]
+    with pytest.raises(ModelLoadError, match="no such run directory"):
+        pipeline("fill-mask", model=str(tmp_path / "missing"))
+
+
 def test_clear_errors():
     with pytest.raises(ValueError, match=r"Unknown task 'translation'\. Supported: feature-extraction, fill-mask"):
         pipeline("translation", model=object())
