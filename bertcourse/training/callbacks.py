@@ -276,23 +276,24 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.step = 0
         return 0
 
+    @staticmethod
+    def _assign(variables, path: str, name: str, what: str) -> None:
+        """Assign the arrays of ``name`` in order (layer names may differ between processes: Keras numbers
+        auto-named layers per session), after checking their number and shapes."""
+        with np.load(os.path.join(path, name), allow_pickle=False) as data:
+            arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+        shapes = [tuple(v.shape) for v in variables]
+        if len(arrays) != len(variables) or [a.shape for a in arrays] != shapes:
+            raise CheckpointError(f"checkpoint {path} was written by a different {what} ({len(arrays)} variables vs "
+                                  f"{len(variables)}, or other shapes); resume with the run's own settings.")
+        for variable, value in zip(variables, arrays):
+            variable.assign(value)
+
     def _load(self, model, path: str, state: dict) -> None:
-        paths = [v.path for v in model.variables]
-        if paths != state["model_variables"]:
-            raise CheckpointError(f"checkpoint {path} was written by a different model "
-                                  f"({len(state['model_variables'])} variables vs {len(paths)}); resume with the "
-                                  "run's own settings.")
-        with np.load(os.path.join(path, "model.npz"), allow_pickle=False) as data:
-            for i, variable in enumerate(model.variables):
-                variable.assign(data[f"arr_{i}"])
+        self._assign(model.variables, path, "model.npz", "model")
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        opt_vars = model.optimizer.variables
-        if [v.path for v in opt_vars] != state["optimizer_variables"]:
-            raise CheckpointError(f"checkpoint {path}: the optimizer's variables do not match this run's optimizer.")
-        with np.load(os.path.join(path, "optimizer.npz"), allow_pickle=False) as data:
-            for i, variable in enumerate(opt_vars):
-                variable.assign(data[f"arr_{i}"])
+        self._assign(model.optimizer.variables, path, "optimizer.npz", "optimizer")
         best = state.get("best")
         if self.best is not None and best:
             with np.load(os.path.join(path, "best.npz"), allow_pickle=False) as data:

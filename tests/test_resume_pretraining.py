@@ -1,0 +1,147 @@
+"""A pretraining run that survives (issues 13 and 14): SIGKILL in the middle of an epoch, then resume, gives the
+uninterrupted run's weights bit for bit; a crash while the final weights are written leaves a resumable run;
+a finished run is never touched by --resume; when every checkpoint is corrupt the run says so and stops.
+
+The runs are real: the shipped Austen corpus, ``pretrain()`` called as ``bertcourse pretrain`` calls it
+(tests/scripts/engine_run.py, which only adds a pause per step so that the kill lands at a chosen step),
+killed with SIGKILL. Tiny preset, 32 tokens, 12 steps of 4 per epoch, a checkpoint every 2 steps.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "scripts" / "engine_run.py"
+STEPS, PER_EPOCH = 12, 4
+
+
+def _start(*args, sleep=0.0):
+    cmd = [sys.executable, str(SCRIPT), "pretrain", *map(str, args)] + (["--sleep", str(sleep)] if sleep else [])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _kill_when(proc, path: Path, timeout: float = 300):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stdout.read()[-3000:]
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _weights(path: Path) -> dict:
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+def max_weight_diff(a: Path, b: Path) -> float:
+    wa, wb = _weights(a), _weights(b)
+    assert sorted(wa) == sorted(wb) and wa
+    return max(float(np.abs(wa[k].astype("float64") - wb[k].astype("float64")).max()) for k in wa)
+
+
+def _steps(run: Path) -> list[int]:
+    return sorted(int(p.name[5:]) for p in (run / "checkpoints").iterdir() if p.name[5:].isdigit())
+
+
+def _status(run: Path) -> str:
+    return json.loads((run / "run.json").read_text())["status"]
+
+
+@pytest.fixture(scope="module")
+def engine_run():
+    spec = importlib.util.spec_from_file_location("engine_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _in_process(engine_run, out: Path, **flags) -> int:
+    """The same function the script runs, in this process (no new TensorFlow start-up per check)."""
+    args = argparse.Namespace(out=out, steps=STEPS, steps_per_epoch=PER_EPOCH, save_steps=2, seq_len=32,
+                              batch_size=8, resume=False, overwrite=False)
+    for key, value in flags.items():
+        setattr(args, key, value)
+    return engine_run._pretrain(args)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted run and a run SIGKILLed right after checkpoint step-6 (epoch 2 is steps 5-8), in parallel."""
+    base = tmp_path_factory.mktemp("pretrain")
+    full, killed = base / "full", base / "killed"
+    proc_full = _start("--out", full)
+    proc_killed = _start("--out", killed, sleep=0.5)
+    _kill_when(proc_killed, killed / "checkpoints" / "step-6")
+    out, _ = proc_full.communicate(timeout=600)
+    assert proc_full.returncode == 0, out[-3000:]
+    return full, killed
+
+
+def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(runs, engine_run, tmp_path, capsys):
+    full, killed = runs
+    assert _status(full) == "finished" and not (full / "checkpoints").exists()
+    assert _status(killed) == "running" and not (killed / "pretrainer.weights.h5").exists()
+    assert _steps(killed)[-1] == 6 and 6 % PER_EPOCH != 0, "the kill must land inside an epoch"
+    shutil.copytree(killed, tmp_path / "all_corrupt")
+
+    # 1) resume, and crash (SIGKILL) while the final weights are being written
+    crash = subprocess.run([sys.executable, str(SCRIPT), "pretrain", "--out", str(killed), "--resume",
+                            "--crash-in-final-write"], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"})
+    assert crash.returncode == -signal.SIGKILL, crash.stdout[-2000:] + crash.stderr[-2000:]
+    assert "resumed from" in crash.stdout and "step 6" in crash.stdout
+    assert _status(killed) == "running" and STEPS in _steps(killed), "the final checkpoint must survive"
+    # 2) resume again: nothing left to train, the final weights are written, the run is finished
+    assert _in_process(engine_run, killed, resume=True) == 0
+    assert f"(step {STEPS})" in capsys.readouterr().out
+    assert _status(killed) == "finished" and not (killed / "checkpoints").exists()
+    diff = max_weight_diff(full / "pretrainer.weights.h5", killed / "pretrainer.weights.h5")
+    print(f"pretraining, SIGKILL at step 6 of {STEPS} (mid-epoch) + resume: max abs weight diff {diff}")
+    assert diff == 0.0, f"resumed pretraining run differs from the uninterrupted one by {diff:.3e}"
+    assert max_weight_diff(full / "backbone.weights.h5", killed / "backbone.weights.h5") == 0.0
+    # history.json keeps every epoch, the interrupted one included (its mean loss recombined)
+    h_full = json.loads((full / "history.json").read_text())
+    h_killed = json.loads((killed / "history.json").read_text())
+    assert len(h_killed["loss"]) == STEPS // PER_EPOCH
+    np.testing.assert_allclose(h_killed["loss"], h_full["loss"], rtol=1e-6)
+    assert (killed / "log.csv").read_text().count("\n") == 1 + STEPS // PER_EPOCH
+
+    # 3) every checkpoint corrupt (truncated files): say so, stop, change nothing (a single truncated
+    #    checkpoint falls back to the previous one: test_training_engine.py)
+    broken = tmp_path / "all_corrupt"
+    for npz in (broken / "checkpoints").rglob("model.npz"):
+        npz.write_bytes(npz.read_bytes()[:1000])
+    before = sorted(p.name for p in broken.rglob("*"))
+    assert _in_process(engine_run, broken, resume=True) == 2
+    assert re.search(r"error: every checkpoint in .* is corrupt \(step-6, step-4, step-2\): nothing to resume "
+                     r"from; pass --overwrite to start over", capsys.readouterr().err)
+    assert sorted(p.name for p in broken.rglob("*")) == before and _status(broken) == "running"
+
+
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(runs, engine_run, capsys):
+    full, _ = runs
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in full.rglob("*")}
+    assert _in_process(engine_run, full, resume=True) == 2
+    assert "is a finished pretraining run: nothing to resume" in capsys.readouterr().err
+    assert _in_process(engine_run, full) == 2  # and a new run over it needs --overwrite
+    assert "already holds a finished pretraining run" in capsys.readouterr().err
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in full.rglob("*")} == before
