@@ -35,3 +35,19 @@ def test_core_pins():
 def test_ci_runs_make_test_only():
     lines = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip() and not l.startswith("#")]
     assert lines[-1].strip() == "exec make test"
+
+
+def test_make_test_checks_contracts_then_runs_jax():
+    """make test: lint-imports first (a broken contract fails the target), then pytest, then the JAX run."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: lint \$\(STAMP\)$", makefile, re.M), "make test must depend on lint"
+    assert re.search(r"^lint: .*\n\t\$\(BIN\)/lint-imports ", makefile, re.M)
+    jax = re.search(r"^test-jax: .*?\n\n", makefile, re.M | re.S).group(0)
+    assert "KERAS_BACKEND=jax" in jax and "-m backend_agnostic" in jax
+    assert "$(MAKE) --no-print-directory test-jax" in makefile.split("\ntest-jax:")[0]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    test_extra = project["project"]["optional-dependencies"]["test"]
+    assert any(d.startswith("import-linter==") for d in test_extra) and "jax==0.10.2" in test_extra
+    assert "backend_agnostic" in " ".join(project["tool"]["pytest"]["ini_options"]["markers"])
+    assert {c["id"] for c in project["tool"]["importlinter"]["contracts"]} >= {
+        "layers", "data-builds-no-models", "layers-know-no-models", "engine-knows-no-front-end", "private-modules"}
