@@ -42,6 +42,7 @@ from typing import Sequence
 
 import keras
 import tensorflow as tf
+import tensorflow_text as tf_text
 
 from bertcourse.text.normalize import check_text
 from bertcourse.text.vocab import load_vocabulary, save_vocabulary
@@ -55,14 +56,6 @@ VOCAB_ASSET = "vocabulary.txt"
 _CONTROL = r"\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x{9F}\p{Cf}\p{Co}\x{FFFD}"
 # ASCII whitespace and punctuation: a word of N characters implies a run of N characters without them.
 _ASCII_BREAK = r"\t\n\r !-/:-@\[-`{-~"
-
-
-def _tf_text():
-    try:
-        import tensorflow_text
-    except ImportError:  # pragma: no cover - a pinned dependency
-        raise ImportError("FastWordPieceTokenizer needs tensorflow-text: pip install tensorflow-text==2.21.1") from None
-    return tensorflow_text
 
 
 @keras.saving.register_keras_serializable(package="bertcourse")
@@ -138,14 +131,13 @@ class FastWordPieceTokenizer(keras.layers.Layer):
         if self.unk_token not in tokens:
             raise ValueError(f"The vocabulary has no unknown token {self.unk_token!r}; add it or pass "
                              f"unk_token=... (first tokens: {tokens[:5]}).")
-        tft = _tf_text()
         dtype = tf.as_dtype(self.output_dtype)
         self._vocab = tokens
         self._token_to_id = {t: i for i, t in enumerate(tokens)}
         self._unk_id = self._token_to_id[self.unk_token]
         # Words of over max_input_chars_per_word characters were replaced before (see _normalize),
         # so a byte limit of 4 bytes per character never triggers on its own.
-        self._fast = tft.FastWordpieceTokenizer(
+        self._fast = tf_text.FastWordpieceTokenizer(
             vocab=tokens, suffix_indicator=self.suffix_indicator,
             max_bytes_per_word=4 * self.max_input_chars_per_word, token_out_type=dtype,
             unknown_token=self.unk_token, no_pretokenization=False, support_detokenization=False)
@@ -209,7 +201,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
     def _normalize(self, text: tf.Tensor) -> tf.Tensor:
         """BERT normalisation with string ops (works on whole strings or single characters)."""
         if self.strip_accents:
-            text = _tf_text().normalize_utf8(text, "NFD")
+            text = tf_text.normalize_utf8(text, "NFD")
             text = tf.strings.regex_replace(text, f"[{_CONTROL}\\p{{Mn}}]", "")
         else:
             text = tf.strings.regex_replace(text, f"[{_CONTROL}]", "")
@@ -260,7 +252,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
         """
         # regex_split stops at a NUL byte; U+0001 is deleted by the normaliser as NUL is, same size.
         text = tf.strings.regex_replace(text, "\\x00", "\x01")
-        pieces, starts, ends = _tf_text().regex_split_with_offsets(text, self._special_pattern,
+        pieces, starts, ends = tf_text.regex_split_with_offsets(text, self._special_pattern,
                                                                    self._special_pattern)
         flat = pieces.flat_values
         match = tf.equal(tf.expand_dims(flat, 1), tf.expand_dims(self._special_strings, 0))

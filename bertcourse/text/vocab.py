@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from bertcourse.errors import DataFileError
+from bertcourse.text.normalize import BasicTokenizer
 
 __all__ = ["RESERVED_TOKENS", "learn_vocabulary", "save_vocabulary", "load_vocabulary", "count_words"]
 
@@ -98,8 +99,6 @@ def save_vocabulary(vocabulary: Sequence[str], path: str | os.PathLike) -> Path:
 def count_words(texts: Iterable[str], lowercase: bool = True,
                 strip_accents: bool | None = None) -> collections.Counter:
     """Word counts after BERT's basic tokenization (what WordPiece will actually see)."""
-    from bertcourse.text.normalize import BasicTokenizer
-
     basic = BasicTokenizer(lowercase=lowercase, strip_accents=strip_accents)
     counts: collections.Counter = collections.Counter()
     for text in texts:
@@ -165,6 +164,8 @@ def _learn(counts: collections.Counter, vocab_size: int, reserved: list[str], lo
     interpolate on that scale (3-5 passes), stop at a threshold whose vocabulary exceeds
     ``vocab_size`` by at most ``slack`` (5%), and drop its least frequent tokens beyond it.
     """
+    # vocab.txt loading/saving must stay light, and any tensorflow_text module imports TensorFlow:
+    # lazy: tensorflow_text imports TensorFlow (13 s here); only learning a vocabulary needs it
     from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
     word_counts = sorted(counts.items())  # deterministic whatever the input order
