@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=800)
     p.add_argument("--steps-per-epoch", type=_positive_int,
                    help=f"updates per epoch (logs, probes); default: min(--steps, {DEFAULT_STEPS_PER_EPOCH})")
+    p.add_argument("--save-steps", type=_positive_int,
+                   help="checkpoint every N updates (default: once per epoch); --resume continues from the newest")
     p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--mlm-only", action="store_true", help="no NSP head (RoBERTa-style)")
@@ -345,7 +347,8 @@ def _pretrain(args) -> int:
                                 whole_word=args.whole_word, mask_rate=args.mask_rate, normalize_first=args.pre_ln,
                                 dropout=args.dropout)
         train_config = pretraining_train_config(steps=args.steps, steps_per_epoch=spe, batch_size=args.batch_size,
-                                                learning_rate=args.learning_rate, seed=args.seed, bf16=args.bf16)
+                                                learning_rate=args.learning_rate, seed=args.seed, bf16=args.bf16,
+                                                **({"save_steps": args.save_steps} if args.save_steps else {}))
     except ValueError as err:
         raise CommandLineError(str(err)) from None
     documents = corpora.load_corpus(*(args.corpus or []))

@@ -34,13 +34,15 @@ def pretrained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrain") / "run"
     cmd = [sys.executable, "-m", "bertcourse.cli", "pretrain", "--preset", "tiny", "--corpus", "austen",
            "--vocab-size", "1000", "--seq-len", "32", "--batch-size", "8", "--steps", "4", "--steps-per-epoch", "2",
-           "--out", str(out), "--quiet"]
+           "--save-steps", "1", "--out", str(out), "--quiet"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "held-out MLM accuracy" in result.stdout
     run = RunDirectory(out)
     assert run.kind == "pretraining" and run.is_finished
+    assert run.read_json("train_config")["train"]["save_steps"] == 1
+    assert not run.path_of("checkpoints").exists()  # kept only until the final weights were written
     for name in ("pretrainer_weights", "backbone_weights", "config", "vocab"):
         assert run.path_of(name).is_file(), name
     assert any(run.path_of("logs").rglob("*tfevents*")), "no TensorBoard logs"
