@@ -16,6 +16,7 @@ Their variable names::
     bert/encoder/layer_N/output/LayerNorm/gamma|beta
     bert/pooler/dense/kernel|bias
 
+Each is one canonical weight of :mod:`bertcourse.convert.weight_map` (table ``GOOGLE_NAMES``).
 TF1 ``tf.layers.dense`` kernels are ``[in, out]`` like Keras, so nothing is transposed (unlike
 PyTorch, see :mod:`bertcourse.convert.hf`). The MLM/NSP heads (``cls/...``), ``global_step`` and
 Adam slots (``.../adam_m``, ``.../adam_v``) are not part of the encoder and are skipped.
@@ -122,7 +123,7 @@ def _reader(ckpt_prefix: str):
     try:
         return prefix, tf.train.load_checkpoint(prefix)
     except Exception as err:  # noqa: BLE001 - TF raises several error types for corrupt files
-        raise CheckpointError(f"{prefix}: cannot read the checkpoint: {err}") from None
+        raise CheckpointError(f"{prefix}: cannot read the checkpoint: {' '.join(str(err).split())}") from None
 
 
 def load_google_checkpoint(ckpt_prefix: str | os.PathLike, bert_config_json: str | os.PathLike,

@@ -7,8 +7,9 @@ Two things differ between a PyTorch checkpoint and our Keras variables:
 
 * PyTorch's ``nn.Linear`` stores its weight as ``[out, in]``; a Keras ``Dense`` kernel is
   ``[in, out]``: every dense kernel is transposed (embeddings and LayerNorms are not).
-* Names: ``encoder.layer.3.attention.self.query.weight`` is our
-  ``encoder_layers[3].attention.query_dense.kernel``. ``BertModel`` checkpoints saved from a
+* Names: ``encoder.layer.3.attention.self.query.weight`` is the backbone's canonical weight
+  ``encoder.3.attention.query.kernel`` (:mod:`bertcourse.convert.weight_map`); the whole
+  translation is the table ``HF_NAMES``. ``BertModel`` checkpoints saved from a
   ``BertForPreTraining``/``BertForMaskedLM`` carry a ``bert.`` prefix and ``cls.*`` heads (ignored
   here, with a warning); the sentence-transformers models (MiniLM) have no prefix. The
   ``embeddings.position_ids`` buffer (``arange(512)``) is not a weight and is skipped.
@@ -18,6 +19,8 @@ error lists what is left over or missing, so a wrong file cannot load "half way"
 
 >>> # backbone, tokenizer = load_hf_bert("path/to/all-MiniLM-L6-v2")
 >>> # save_hf_bert(backbone, tokenizer, "out_dir")   # the same format back, byte for byte
+>>> HF_NAMES["encoder.{i}.feedforward.intermediate.kernel"]
+'encoder.layer.{i}.intermediate.dense.weight'
 """
 
 from __future__ import annotations

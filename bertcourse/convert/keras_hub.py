@@ -3,7 +3,9 @@
 The two models hold the same numbers in slightly different shapes: keras-hub's attention
 (``keras.layers.MultiHeadAttention``) keeps Q/K/V kernels as ``[hidden, heads, head_size]``
 and the output kernel as ``[heads, head_size, hidden]``; ours are plain ``[hidden, hidden]``
-dense kernels. Everything else maps one to one.
+dense kernels (reshaped on the way). Everything else maps one to one: the table
+``KERAS_HUB_NAMES`` maps each canonical weight of :mod:`bertcourse.convert.weight_map` to the
+attribute path of keras-hub's variable.
 
 keras-hub's BERT always uses the tanh-approximate GELU, LayerNorm epsilon 1e-12 and one
 dropout rate, so ``from_keras_hub`` builds ours with ``hidden_act="gelu_approximate"``,
@@ -11,6 +13,8 @@ and the outputs agree to float32 round-off (see ``tests/test_backbone_parity.py`
 
 >>> # kh = keras_hub.models.BertBackbone(vocabulary_size=..., ...)
 >>> # ours = from_keras_hub(kh);  kh2 = to_keras_hub(ours)
+>>> KERAS_HUB_NAMES["encoder.{i}.attention.query.kernel"]
+'transformer_layers.{i}._self_attention_layer._query_dense.kernel'
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import keras
 import keras_hub
 import numpy as np
 
+from bertcourse import errors
 from bertcourse.config import BertConfig
 from bertcourse.convert.weight_map import attention_weights, backbone_weights, encoder_block_weights
 from bertcourse.layers import get_activation
@@ -32,8 +37,8 @@ __all__ = ["from_keras_hub", "to_keras_hub", "config_from_keras_hub", "keras_hub
            "KERAS_HUB_BLOCK_NAMES", "KERAS_HUB_ATTENTION_NAMES"]
 
 
-class WeightShapeError(ValueError):
-    """A weight cannot be copied because the two models' shapes disagree."""
+class WeightShapeError(errors.ModelLoadError):
+    """A weight cannot be copied because the two models' shapes disagree (a ``ValueError`` too)."""
 
 
 def config_from_keras_hub(kh_backbone) -> BertConfig:
