@@ -11,7 +11,8 @@ from bertcourse import BertConfig
 from bertcourse.errors import ModelInputError
 from bertcourse.models import BertBackbone, BertPretrainer
 from bertcourse.pipelines import pipeline
-from bertcourse.tasks import FillMaskPipeline, decode_tokens, fill_mask, masked_accuracy
+from bertcourse.tasks import FillMaskPipeline, decode_tokens, masked_accuracy
+from bertcourse.tasks.fill_mask import fill_mask
 from bertcourse.tasks.base import as_preprocessor
 from bertcourse.text import BertPreprocessor, WordPieceTokenizer, bert_uncased_vocab_path
 

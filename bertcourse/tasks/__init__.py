@@ -5,6 +5,9 @@ decoding, its metric and its pipeline (the contract is written in :mod:`bertcour
 * ``tasks.feature_extraction``: ``SentenceEncoder`` -> ``"feature-extraction"``
 * ``tasks.fill_mask``: a ``BertPretrainer`` (``bertcourse.models``) -> ``"fill-mask"``
 
+The fill-mask core function is ``bertcourse.tasks.fill_mask.fill_mask`` (not re-exported here: the name
+would hide its module).
+
 ``TASKS`` maps each pipeline name (aliases included) to its pipeline class; ``TASK_ALIASES`` maps an
 alias to its canonical name.
 
@@ -14,17 +17,18 @@ alias to its canonical name.
 True
 """
 
-from bertcourse.tasks.base import Task, TaskPipeline, as_preprocessor, as_text_batch, encode_texts, is_raw_text
+from bertcourse.tasks.base import (Task, TaskPipeline, as_preprocessor, as_text_batch, encode_texts, is_raw_text,
+                                   trim_padding)
 from bertcourse.tasks.classification import (BertClassifier, TextClassificationPipeline, classification_metrics,
                                              label_map)
 from bertcourse.tasks.feature_extraction import (POOLING_MODES, FeatureExtractionPipeline, SentenceEncoder,
                                                  cosine_similarity)
-from bertcourse.tasks.fill_mask import FillMaskPipeline, decode_tokens, fill_mask, masked_accuracy
+from bertcourse.tasks.fill_mask import FillMaskPipeline, decode_tokens, masked_accuracy
 
-__all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "encode_texts", "is_raw_text",
+__all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "encode_texts", "is_raw_text", "trim_padding",
            "BertClassifier", "TextClassificationPipeline", "classification_metrics", "label_map",
            "SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity",
-           "fill_mask", "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES"]
+           "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES"]
 
 TASK_ALIASES = {"sentiment-analysis": "text-classification"}
 TASKS = {

@@ -60,7 +60,7 @@ import tensorflow as tf
 from bertcourse.errors import ModelInputError
 from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
 
-__all__ = ["Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts"]
+__all__ = ["Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts", "trim_padding"]
 
 
 def _is_str_sequence(x: Any) -> bool:
@@ -178,6 +178,22 @@ def encode_texts(preprocessor: BertPreprocessor, texts: Sequence[str], texts_b: 
             if key in out:
                 out[key].append(np.asarray(value).astype(np.int32))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def trim_padding(inputs: dict, pad_to_multiple_of: int = 8) -> dict[str, np.ndarray]:
+    """Cut the all-padding columns off a padded batch (NumPy out): up to its longest row, rounded up to
+    ``pad_to_multiple_of`` (which bounds the shapes a compiled model sees). The columns cut are
+    padding only, which attention and pooling ignore, so outputs are those of the full batch.
+
+    >>> x = {"token_ids": np.array([[2, 5, 3, 0, 0, 0]]), "padding_mask": np.array([[1, 1, 1, 0, 0, 0]])}
+    >>> trim_padding(x, pad_to_multiple_of=2)["token_ids"].tolist()
+    [[2, 5, 3, 0]]
+    """
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
+    width = arrays["padding_mask"].shape[1]
+    longest = int(arrays["padding_mask"].astype(bool).sum(axis=1).max(initial=1))
+    keep = min(width, -(-longest // pad_to_multiple_of) * pad_to_multiple_of)
+    return {k: (v[:, :keep] if v.ndim >= 2 and v.shape[1] == width else v) for k, v in arrays.items()}
 
 
 class Task(keras.Model):

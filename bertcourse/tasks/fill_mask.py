@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bertcourse.errors import ModelInputError
-from bertcourse.tasks.base import TaskPipeline, as_preprocessor, as_text_batch
+from bertcourse.tasks.base import TaskPipeline, as_preprocessor, as_text_batch, trim_padding
 
 __all__ = ["fill_mask", "FillMaskPipeline", "decode_tokens", "masked_accuracy", "MASK_TOKEN"]
 
@@ -132,15 +132,11 @@ def fill_mask(model, preprocessor, texts: Sequence[str], top_k: int = 5) -> list
                 raise ModelInputError(f"The {MASK_TOKEN} of {text[:60]!r}... lies beyond the {pre.sequence_length} "
                                       f"tokens the model reads: shorten the text.")
             raise ModelInputError(f"No {MASK_TOKEN} in {text!r}: write the word to predict as {MASK_TOKEN}.")
-    seq_len = int(lengths.max())
-    token_ids = token_ids[:, :seq_len]
     n_masks = max(len(w) for w in where)
     positions = np.zeros((len(texts), n_masks), np.int32)
     for row, found in enumerate(where):
         positions[row, :len(found)] = found
-    inputs = {"token_ids": token_ids, "segment_ids": np.asarray(packed["segment_ids"], np.int32)[:, :seq_len],
-              "padding_mask": (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int32),
-              "masked_positions": positions}
+    inputs = {**trim_padding(packed), "masked_positions": positions}
     logits = np.asarray(model.predict_on_batch(inputs)["mlm"], np.float64)
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
