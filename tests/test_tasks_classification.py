@@ -54,6 +54,9 @@ def test_predict_on_strings_equals_predict_on_ids(clf):
     by_hand = clf.predict(ids, batch_size=4, verbose=0)
     on_strings = clf.predict(TEXTS, batch_size=4, verbose=0)
     np.testing.assert_array_equal(on_strings, by_hand)
+    import tensorflow as tf
+
+    np.testing.assert_array_equal(clf.predict(tf.constant(TEXTS), batch_size=4, verbose=0), by_hand)
     one = clf.predict("the film was good", verbose=0)
     np.testing.assert_allclose(one, clf.predict(["the film was good"], verbose=0), atol=1e-6)
     pairs = (["the film", "a plot"], ["was good", "and bad"])

@@ -21,8 +21,8 @@ What a task module ``bertcourse/tasks/<name>.py`` writes (NER, QA... add exactly
 2. ``preprocess(raw)`` -> the input dict. Inherited: the preprocessor on raw text (see
    :func:`is_raw_text`: one string, a list, one pair ``(a, b)``, a pair of lists ``(as, bs)``, a list of
    pairs). Override it only for task-specific packing (QA windows).
-3. ``predict(x)``: inherited. Raw text is preprocessed (in batches, through ``tf.data``), then Keras
-   ``predict`` runs; a dict of tensors or a ``tf.data.Dataset`` goes
+3. ``predict(x)``: inherited. Raw text is preprocessed (eagerly, in chunks), then Keras ``predict``
+   runs; a dict of tensors or a ``tf.data.Dataset`` goes
    straight to Keras. Returns NumPy, as Keras does.
 4. ``postprocess(outputs, **options)`` -> the task's Python outputs (labels and scores, entities,
    answer spans...), from the NumPy outputs of ``predict``/``predict_on_batch``.
@@ -232,18 +232,17 @@ class Task(keras.Model):
         return pre(as_text_batch(raw))
 
     def predict(self, x=None, batch_size: int | None = None, verbose="auto", **kwargs):
-        """Keras ``predict``, also on raw strings (preprocessed first, in batches through ``tf.data``)."""
+        """Keras ``predict``, also on raw text (preprocessed first, eagerly in chunks: a ``tf.data`` map
+        would trace the tokenizer again on every call)."""
         if is_raw_text(x):
-            self._require_preprocessor()
-            texts = x if isinstance(x, tf.Tensor) else as_text_batch(x)
-            slices = tuple(texts) if isinstance(texts, tuple) else texts
-            batch = batch_size or 32
-            data = tf.data.Dataset.from_tensor_slices(slices).batch(batch)
+            pre = self._require_preprocessor()
+            if isinstance(x, tf.Tensor):
+                x = [s.decode("utf-8") for s in np.atleast_1d(x.numpy())]
+            texts = as_text_batch(x)
             if isinstance(texts, tuple):
-                data = data.map(lambda a, b: self.preprocessor((a, b)))
+                x = encode_texts(pre, texts[0], texts[1])
             else:
-                data = data.map(self.preprocessor)
-            return super().predict(data.prefetch(2), verbose=verbose, **kwargs)
+                x = encode_texts(pre, texts)
         return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
 
     def postprocess(self, outputs: Any, **options: Any) -> Any:
