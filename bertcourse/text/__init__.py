@@ -23,7 +23,8 @@ __all__ = ["BasicTokenizer", "WordPieceTokenizer", "FastWordPieceTokenizer", "Be
            "RESERVED_TOKENS", "SPECIAL_TOKENS", "TRUNCATION_STRATEGIES"]
 
 # The in-graph parts and the module that defines each (they import TensorFlow).
-_TENSORFLOW_PARTS = {"FastWordPieceTokenizer": "bertcourse.text.fast", "BertPreprocessor": "bertcourse.text.preprocessor",
+_TENSORFLOW_PARTS = {"FastWordPieceTokenizer": "bertcourse.text.fast",
+                     "BertPreprocessor": "bertcourse.text.preprocessor",
                      "pack_inputs": "bertcourse.text.packing", "TRUNCATION_STRATEGIES": "bertcourse.text.packing"}
 
 

@@ -312,8 +312,8 @@ class FastWordPieceTokenizer(keras.layers.Layer):
             p_start, p_end = starts.flat_values, ends.flat_values
             if unit == "char":  # byte offsets of the pieces -> character offsets
                 row_text = tf.gather(text, pieces.value_rowids())
-                p_start = tf.cast(tf.strings.length(tf.strings.substr(row_text, tf.zeros_like(p_start), p_start), unit="UTF8_CHAR"),
-                                  tf.int64)
+                prefix = tf.strings.substr(row_text, tf.zeros_like(p_start), p_start)
+                p_start = tf.cast(tf.strings.length(prefix, unit="UTF8_CHAR"), tf.int64)
                 p_end = p_start + tf.cast(tf.strings.length(pieces.flat_values, unit="UTF8_CHAR"), tf.int64)
             shift = tf.expand_dims(p_start, 1)
             out = tuple(self._with_specials(pieces, special_id, [ids, o_start + shift, o_end + shift],
