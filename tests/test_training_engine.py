@@ -91,6 +91,94 @@ def test_corrupted_checkpoint_falls_back_to_previous(uninterrupted, tmp_path, ca
         np.testing.assert_array_equal(a, b)
 
 
+def _tiny_compiled(seed=0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 2)), epochs=1, verbose=0)
+    return model
+
+
+def test_all_corrupt_checkpoints_stop_with_a_message(tmp_path):
+    from bertcourse.errors import RunDirectoryError
+    from bertcourse.training import ResumableCheckpoint
+
+    model = _tiny_compiled()
+    ckpt = ResumableCheckpoint(str(tmp_path), every_steps=1, verbose=False)
+    ckpt.set_model(model)
+    for step in (1, 2):
+        ckpt.save(step)
+        (tmp_path / f"step-{step}" / "optimizer.npz").write_bytes(b"truncated")
+    with pytest.raises(RunDirectoryError, match=r"every checkpoint in .* is corrupt \(step-2, step-1\): nothing to "
+                                                r"resume from; pass --overwrite to start over"):
+        ckpt.restore(model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-1", "step-2"]  # nothing changed
+    assert ResumableCheckpoint(str(tmp_path / "none")).restore(model) == 0  # no checkpoint at all: step 0
+
+
+def test_corrupt_checkpoints_do_not_count_toward_keep(tmp_path, capsys):
+    """Issue 14 item 4: stale corrupt step-N dirs counted as the newest, so each new good checkpoint was
+    deleted right after it was written."""
+    from bertcourse.training import ResumableCheckpoint
+
+    model = _tiny_compiled()
+    ckpt = ResumableCheckpoint(str(tmp_path), every_steps=1, keep=2, verbose=False)
+    ckpt.set_model(model)
+    for step in (1, 2, 3):
+        ckpt.save(step)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-2", "step-3"]
+    for step in (3,):
+        (tmp_path / f"step-{step}" / "model.npz").write_bytes(b"x")
+    assert ckpt.restore(model) == 2
+    assert "step-3 is incomplete or corrupted" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-2", "step-3.corrupt"]
+    ckpt.save(3)
+    ckpt.save(4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-3", "step-4"]  # the new good ones are kept
+    assert ckpt._valid(str(tmp_path / "step-4")) is not None
+
+
+def test_checkpoint_carries_best_weights_and_history(tmp_path):
+    from bertcourse.training import BestWeights, ResumableCheckpoint
+
+    model = _tiny_compiled()
+    best = BestWeights("val_loss", verbose=False)
+    best.set_model(model)
+    best.on_epoch_end(0, {"val_loss": 0.5})
+    kept = [w.copy() for w in best.best_weights]
+    ckpt = ResumableCheckpoint(str(tmp_path), every_steps=1, verbose=False, best=best)
+    ckpt.set_model(model)
+    ckpt.history = {"loss": [1.0], "val_loss": [0.5]}
+    ckpt.save(5)
+    fresh_best = BestWeights("val_loss", verbose=False)
+    fresh = ResumableCheckpoint(str(tmp_path), every_steps=1, verbose=False, best=fresh_best)
+    assert fresh.restore(model) == 5
+    assert fresh.history == {"loss": [1.0], "val_loss": [0.5]}
+    assert fresh_best.best == 0.5 and fresh_best.best_epoch == 1
+    for a, b in zip(fresh_best.best_weights, kept):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_shuffled_batches_are_a_pure_function_of_the_step():
+    import tensorflow as tf
+
+    from bertcourse.training import shuffled_batches
+
+    x = np.arange(10, dtype="int32")
+    full = [b.numpy().tolist() for b in shuffled_batches(x, batch_size=3, seed=5).take(10)]
+    flat = sum(full, [])
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
+    assert flat[:10] != flat[10:20]  # a new order every epoch
+    for start in (1, 3, 4, 7):  # inside epochs and across their boundaries
+        ds = shuffled_batches(x, batch_size=3, seed=5, start_step=start)
+        iter(ds)  # another iterator first must not change anything (it did with reshuffle_each_iteration)
+        assert [b.numpy().tolist() for b in ds.take(3)] == full[start:start + 3]
+    assert [b.numpy().tolist() for b in shuffled_batches(x, batch_size=3, seed=6).take(2)] != full[:2]
+    assert isinstance(shuffled_batches(x, batch_size=3), tf.data.Dataset)
+
+
 def test_best_weights_restored_at_end():
     import keras
 

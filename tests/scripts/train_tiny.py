@@ -36,7 +36,7 @@ def main():
     if args.logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
-    from bertcourse.training import TrainConfig, get_strategy, train
+    from bertcourse.training import TrainConfig, get_strategy, shuffled_batches, train
 
     strategy = get_strategy(verbose=False)  # first: collective ops must be configured before any TF op
 
@@ -50,12 +50,11 @@ def main():
     ids = rng.integers(5, 60, size=(256, 16)).astype("int32")
     ids[:, 0] = 2
     labels = (ids == 7).any(axis=1).astype("int32")
-    # Shuffled by NumPy up front (a new order per epoch): tf.data's seeded shuffle is rewritten when
-    # tf.distribute distributes the dataset and then yields another order than on one device.
-    order = np.concatenate([np.random.default_rng(e).permutation(len(ids)) for e in range(50)])
-    data = tf.data.Dataset.from_tensor_slices(({"token_ids": ids[order], "segment_ids": np.zeros_like(ids[order]),
-                                                "padding_mask": np.ones_like(ids[order])}, labels[order]))
-    data = data.repeat().batch(args.global_batch, drop_remainder=True)
+    # reshuffled every epoch from (seed, epoch): a step-indexed stream, so a resumed run sees the same batches
+    inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids)}
+
+    def data(start_step):
+        return shuffled_batches(inputs, labels, batch_size=args.global_batch, seed=11, start_step=start_step)
     config = TrainConfig(output_dir=args.out, learning_rate=3e-3, max_steps=args.steps, warmup_ratio=0.1,
                          save_steps=args.save_steps or None, bf16=args.precision == "mixed_bfloat16",
                          fp16=args.precision == "mixed_float16", eval_strategy="no", seed=3,
