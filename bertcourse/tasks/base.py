@@ -20,15 +20,25 @@ What a task module ``bertcourse/tasks/<name>.py`` writes (NER, QA... add exactly
    Decorate it with ``@keras.saving.register_keras_serializable(package="bertcourse")``.
 2. ``preprocess(raw)`` -> the input dict. Inherited: the preprocessor on raw text (see
    :func:`is_raw_text`: one string, a list, one pair ``(a, b)``, a pair of lists ``(as, bs)``, a list of
-   pairs). Override it only for task-specific packing (QA windows).
+   pairs). Override it for task-specific packing: a token task (NER) calls
+   ``self.preprocessor(texts, return_offsets=True)`` and keeps ``offsets`` for its postprocess; QA
+   builds ``(question, context)`` windows with the preprocessor's ``truncation="only_second"``.
+   Only ``token_ids``/``segment_ids``/``padding_mask`` go into the model.
 3. ``predict(x)``: inherited. Raw text is preprocessed (eagerly, in chunks), then Keras ``predict``
-   runs; a dict of tensors or a ``tf.data.Dataset`` goes
-   straight to Keras. Returns NumPy, as Keras does.
+   runs; a dict of tensors or a ``tf.data.Dataset`` goes straight to Keras. Returns NumPy, as Keras
+   does. (For training data, :func:`encode_texts` gives int32 arrays for ``tf.data``.)
 4. ``postprocess(outputs, **options)`` -> the task's Python outputs (labels and scores, entities,
    answer spans...), from the NumPy outputs of ``predict``/``predict_on_batch``.
 5. The task's metric: a plain function in the same module (``classification_metrics``...).
-6. A :class:`TaskPipeline` subclass for the HF-style front end (one string or a list in, Hugging Face's
-   output shapes out, batching) and one line in ``bertcourse.tasks.TASKS`` naming it.
+6. A :class:`TaskPipeline` subclass for the HF-style front end: override ``_inputs`` for inputs other
+   than strings (QA: ``question=``/``context=``) and ``_run(batch, **options)`` (preprocess,
+   :func:`trim_padding`, ``predict_on_batch``, postprocess, Hugging Face's output shape); the base
+   ``__call__`` batches and unwraps a single input. Then one line in ``bertcourse.tasks.TASKS``
+   (``"ner": TokenClassificationPipeline``; aliases in ``TASK_ALIASES``): ``bertcourse.pipelines``
+   serves every name there. A run directory's ``load_task()`` (``bertcourse.training.run``) rebuilds
+   the task from its ``task.json``.
+7. Tests: ``tests/test_tasks_<name>.py`` (raw strings = pre-tokenized inputs, ``.keras`` round trip,
+   the pipeline against its metric or a twin).
 
 >>> import keras
 >>> from bertcourse.models import BertBackbone
@@ -159,7 +169,8 @@ def encode_texts(preprocessor: BertPreprocessor, texts: Sequence[str], texts_b: 
     ``padding_mask`` comes back as 0/1 int32 like the ids. ``texts_b`` given: pairs
     ``[CLS] a [SEP] b [SEP]`` with the preprocessor's truncation.
 
-    >>> pre = BertPreprocessor(FastWordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"]), sequence_length=6)
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"]
+    >>> pre = BertPreprocessor(FastWordPieceTokenizer(vocab), sequence_length=6)
     >>> x = encode_texts(pre, ["a", "b b"], texts_b=["b", "a"])
     >>> x["token_ids"].tolist(), x["segment_ids"][0].tolist(), x["padding_mask"].dtype
     ([[2, 4, 3, 5, 3, 0], [2, 5, 5, 3, 4, 3]], [0, 0, 0, 1, 1, 0], dtype('int32'))

@@ -109,7 +109,8 @@ class SentenceEncoder(Task):
         own_length = getattr(preprocessor, "sequence_length", None)
         if max_seq_length is None:
             max_seq_length = own_length if own_length is not None else min(256, max_pos)
-        if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or not 3 <= max_seq_length <= max_pos:
+        if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) \
+                or not 3 <= max_seq_length <= max_pos:
             raise ValueError(f"max_seq_length must be an int in [3, {max_pos}] (the backbone's position table), "
                              f"got {max_seq_length!r}.")
         if own_length is not None and own_length != max_seq_length:
