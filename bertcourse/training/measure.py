@@ -15,9 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
+
+import keras
+import numpy as np
+
+from bertcourse.config import BertConfig
+from bertcourse.data.masking import num_predictions
+from bertcourse.models import BertBackbone
+from bertcourse.models.pretraining import BertPretrainer
+from bertcourse.training.loop import set_precision
+from bertcourse.training.optim import bert_adamw
 
 __all__ = ["measure_training"]
 
@@ -47,8 +58,6 @@ def _peak_rss_mib() -> float:
                     return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    import resource
-
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
@@ -63,18 +72,6 @@ def _main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--vocab-size", type=int, default=8000)
     args = parser.parse_args(argv)
-
-    from bertcourse.course import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    import keras
-    import numpy as np
-
-    from bertcourse import BertConfig
-    from bertcourse.models import BertBackbone
-    from bertcourse.models.pretraining import BertPretrainer
-    from bertcourse.training import bert_adamw, set_precision
-
     baseline = _peak_rss_mib()
     set_precision(args.precision)
     keras.utils.set_random_seed(0)
@@ -84,7 +81,7 @@ def _main(argv=None) -> int:
     rng = np.random.default_rng(0)
     b, s = args.batch_size, args.seq_len
     ids = rng.integers(5, args.vocab_size, (b, s)).astype("int32")
-    predictions = max(1, round(s * 0.15 + 0.5))
+    predictions = num_predictions(s)
     positions = np.sort(rng.integers(1, s, (b, predictions)), axis=1).astype("int32")
     x = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids),
          "masked_positions": positions}
