@@ -148,7 +148,7 @@ def test_fill_mask_pipeline_and_probe(tokenizer, batch):
     model = _model()
     fill = pipeline("fill-mask", model=model, tokenizer=tokenizer, top_k=4)
     out = fill("It is a truth universally [MASK].")
-    assert len(out) == 4 and all(set(o) == {"token", "token_id", "score", "sequence"} for o in out)
+    assert len(out) == 4 and all(set(o) == {"score", "token", "token_str", "sequence"} for o in out)
     scores = [o["score"] for o in out]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0
     assert out[0]["sequence"].startswith("it is a truth universally")
