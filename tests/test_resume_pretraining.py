@@ -1,14 +1,13 @@
-"""A pretraining run that survives (issues 13 and 14): SIGKILL in the middle of an epoch, then resume, gives the
-uninterrupted run's weights bit for bit; a crash while the final weights are written leaves a resumable run;
-a finished run is never touched by --resume; when every checkpoint is corrupt the run says so and stops.
+"""A pretraining run that survives (issues 13 and 14), on the command line a user runs: ``bertcourse pretrain``
+SIGKILLed in the middle of an epoch, then ``--resume``, gives the uninterrupted run's weights bit for bit; a
+crash while the final weights are written leaves a resumable run; a finished run is never touched by
+``--resume``; when every checkpoint is corrupt the run says so and stops.
 
-The runs are real: the shipped Austen corpus, ``pretrain()`` called as ``bertcourse pretrain`` calls it
-(tests/scripts/engine_run.py, which only adds a pause per step so that the kill lands at a chosen step),
-killed with SIGKILL. Tiny preset, 32 tokens, 12 steps of 4 per epoch, a checkpoint every 2 steps.
+tests/scripts/engine_run.py runs ``bertcourse.cli.main`` itself and only adds a pause per training step (so
+that the kill lands at a chosen step) or a SIGKILL halfway through writing the final weights. The shipped
+Austen corpus, tiny preset, 32 tokens, 12 steps of 4 per epoch, a checkpoint every 2 steps.
 """
 
-import argparse
-import importlib.util
 import json
 import os
 import re
@@ -28,10 +27,28 @@ SCRIPT = ROOT / "tests" / "scripts" / "engine_run.py"
 STEPS, PER_EPOCH = 12, 4
 
 
-def _start(*args, sleep=0.0):
-    cmd = [sys.executable, str(SCRIPT), "pretrain", *map(str, args)] + (["--sleep", str(sleep)] if sleep else [])
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
+
+
+@pytest.fixture(scope="module")
+def vocab(tmp_path_factory):
+    from bertcourse.data import corpora
+    from bertcourse.text import learn_vocabulary, save_vocabulary
+
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    save_vocabulary(learn_vocabulary(corpora.sentences("austen")[:400], 300), path)
+    return path
+
+
+def _args(vocab: Path, out: Path, *extra) -> list[str]:
+    return ["pretrain", "--preset", "tiny", "--corpus", "austen", "--vocab", str(vocab), "--seq-len", "32",
+            "--batch-size", "8", "--steps", str(STEPS), "--steps-per-epoch", str(PER_EPOCH), "--save-steps", "2",
+            "--seed", "7", "--quiet", "--out", str(out), *extra]
+
+
+def _start(args: list[str], *hooks: str):
+    return subprocess.Popen([sys.executable, str(SCRIPT), "cli", *hooks, "--", *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _kill_when(proc, path: Path, timeout: float = 300):
@@ -67,36 +84,21 @@ def _status(run: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def engine_run():
-    spec = importlib.util.spec_from_file_location("engine_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _in_process(engine_run, out: Path, **flags) -> int:
-    """The same function the script runs, in this process (no new TensorFlow start-up per check)."""
-    args = argparse.Namespace(out=out, steps=STEPS, steps_per_epoch=PER_EPOCH, save_steps=2, seq_len=32,
-                              batch_size=8, resume=False, overwrite=False)
-    for key, value in flags.items():
-        setattr(args, key, value)
-    return engine_run._pretrain(args)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, vocab):
     """An uninterrupted run and a run SIGKILLed right after checkpoint step-6 (epoch 2 is steps 5-8), in parallel."""
     base = tmp_path_factory.mktemp("pretrain")
     full, killed = base / "full", base / "killed"
-    proc_full = _start("--out", full)
-    proc_killed = _start("--out", killed, sleep=0.5)
+    proc_full = _start(_args(vocab, full))
+    proc_killed = _start(_args(vocab, killed), "--sleep", "0.5")
     _kill_when(proc_killed, killed / "checkpoints" / "step-6")
     out, _ = proc_full.communicate(timeout=600)
     assert proc_full.returncode == 0, out[-3000:]
     return full, killed
 
 
-def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(runs, engine_run, tmp_path, capsys):
+def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(runs, vocab, tmp_path, capsys):
+    from bertcourse.cli import main
+
     full, killed = runs
     assert _status(full) == "finished" and not (full / "checkpoints").exists()
     assert _status(killed) == "running" and not (killed / "pretrainer.weights.h5").exists()
@@ -104,14 +106,14 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(runs, engine
     shutil.copytree(killed, tmp_path / "all_corrupt")
 
     # 1) resume, and crash (SIGKILL) while the final weights are being written
-    crash = subprocess.run([sys.executable, str(SCRIPT), "pretrain", "--out", str(killed), "--resume",
-                            "--crash-in-final-write"], capture_output=True, text=True, timeout=600,
-                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"})
+    crash = subprocess.run([sys.executable, str(SCRIPT), "cli", "--crash-in-final-write", "--",
+                            *_args(vocab, killed, "--resume")], capture_output=True, text=True, timeout=600, env=ENV)
     assert crash.returncode == -signal.SIGKILL, crash.stdout[-2000:] + crash.stderr[-2000:]
     assert "resumed from" in crash.stdout and "step 6" in crash.stdout
     assert _status(killed) == "running" and STEPS in _steps(killed), "the final checkpoint must survive"
-    # 2) resume again: nothing left to train, the final weights are written, the run is finished
-    assert _in_process(engine_run, killed, resume=True) == 0
+    # 2) resume again (bertcourse.cli.main in this process): nothing left to train, the final weights are
+    #    written, the run is finished
+    assert main(_args(vocab, killed, "--resume")) == 0
     assert f"(step {STEPS})" in capsys.readouterr().out
     assert _status(killed) == "finished" and not (killed / "checkpoints").exists()
     diff = max_weight_diff(full / "pretrainer.weights.h5", killed / "pretrainer.weights.h5")
@@ -131,17 +133,20 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(runs, engine
     for npz in (broken / "checkpoints").rglob("model.npz"):
         npz.write_bytes(npz.read_bytes()[:1000])
     before = sorted(p.name for p in broken.rglob("*"))
-    assert _in_process(engine_run, broken, resume=True) == 2
+    assert main(_args(vocab, broken, "--resume")) == 2
     assert re.search(r"error: every checkpoint in .* is corrupt \(step-6, step-4, step-2\): nothing to resume "
                      r"from; pass --overwrite to start over", capsys.readouterr().err)
     assert sorted(p.name for p in broken.rglob("*")) == before and _status(broken) == "running"
 
 
-def test_resume_of_a_finished_run_says_so_and_changes_nothing(runs, engine_run, capsys):
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(runs, vocab, capsys):
+    from bertcourse.cli import main
+
     full, _ = runs
     before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in full.rglob("*")}
-    assert _in_process(engine_run, full, resume=True) == 2
-    assert "is a finished pretraining run: nothing to resume" in capsys.readouterr().err
-    assert _in_process(engine_run, full) == 2  # and a new run over it needs --overwrite
-    assert "already holds a finished pretraining run" in capsys.readouterr().err
+    assert main(_args(vocab, full, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is a finished pretraining run: nothing to resume" in err
+    assert main(_args(vocab, full)) == 2  # and a new run over it needs --overwrite
+    assert "finished pretraining run" in capsys.readouterr().err
     assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in full.rglob("*")} == before
