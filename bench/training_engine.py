@@ -33,8 +33,9 @@ import numpy as np  # noqa: E402
 from bertcourse import BertConfig  # noqa: E402
 from bertcourse.convert.keras_hub import keras_hub_kwargs  # noqa: E402
 from bertcourse.data import corpora  # noqa: E402
-from bertcourse.models import BertBackbone, BertClassifier  # noqa: E402
-from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path, pack_inputs  # noqa: E402
+from bertcourse.models import BertBackbone  # noqa: E402
+from bertcourse.tasks import BertClassifier  # noqa: E402
+from bertcourse.text import BertPreprocessor, WordPieceTokenizer, bert_uncased_vocab_path  # noqa: E402
 from bertcourse.training import bert_adamw, set_precision  # noqa: E402
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -45,9 +46,8 @@ def real_batches(n_batches: int, batch_size: int, seq_len: int):
     tok = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path())
     sentences = corpora.sentences("austen")
     n = n_batches * batch_size
-    a = [tok.encode(s) for s in sentences[0: 2 * n: 2]]
-    b = [tok.encode(s) for s in sentences[1: 2 * n: 2]]
-    x = {k: v.numpy().astype("int32") for k, v in pack_inputs([a, b], seq_len, tokenizer=tok).items()}
+    pairs = (list(sentences[0: 2 * n: 2]), list(sentences[1: 2 * n: 2]))
+    x = {k: v.numpy().astype("int32") for k, v in BertPreprocessor(tok, sequence_length=seq_len)(pairs).items()}
     y = (np.arange(n) % 2).astype("int32")
     fill = float(x["padding_mask"].mean())
     batches = [({k: v[i: i + batch_size] for k, v in x.items()}, y[i: i + batch_size]) for i in range(0, n, batch_size)]

@@ -135,7 +135,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
         self._vocab = tokens
         self._token_to_id = {t: i for i, t in enumerate(tokens)}
         self._unk_id = self._token_to_id[self.unk_token]
-        # Words of over max_input_chars_per_word characters were replaced before (see _normalize),
+        # Words of over max_input_chars_per_word characters were replaced before (see normalize),
         # so a byte limit of 4 bytes per character never triggers on its own.
         self._fast = tf_text.FastWordpieceTokenizer(
             vocab=tokens, suffix_indicator=self.suffix_indicator,
@@ -198,8 +198,10 @@ class FastWordPieceTokenizer(keras.layers.Layer):
                              "or load the saved model that carries it.")
 
     # ------------------------------------------------------------------ graph
-    def _normalize(self, text: tf.Tensor) -> tf.Tensor:
-        """BERT normalisation with string ops (works on whole strings or single characters)."""
+    def normalize(self, text: tf.Tensor) -> tf.Tensor:
+        """BERT normalisation with string ops (works on whole strings or single characters): control
+        characters removed, accents stripped (NFD, then combining marks dropped) and lower-cased, as the
+        tokenizer's settings say. The pure ``BasicTokenizer`` does the same character by character."""
         if self.strip_accents:
             text = tf_text.normalize_utf8(text, "NFD")
             text = tf.strings.regex_replace(text, f"[{_CONTROL}\\p{{Mn}}]", "")
@@ -276,7 +278,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
 
     def _ids(self, text: tf.Tensor) -> tf.RaggedTensor:
         """Ragged ids of strings without special tokens."""
-        ids = self._fast.tokenize(self._normalize(text))
+        ids = self._fast.tokenize(self.normalize(text))
         # Rare rows that may hold a word of over max_input_chars_per_word characters (a run that
         # long without ASCII space or punctuation) take the exact, slower path.
         maybe_long = tf.strings.regex_full_match(text, self._maybe_long_word)
@@ -323,7 +325,7 @@ class FastWordPieceTokenizer(keras.layers.Layer):
     def _tokenize_with_offsets(self, text: tf.Tensor, unit: str):
         # 1. Normalise each original character on its own, remembering where its text lands.
         chars, char_byte_starts = tf.strings.unicode_split_with_offsets(text, "UTF-8")
-        pieces = self._normalize(chars.flat_values)
+        pieces = self.normalize(chars.flat_values)
         piece_len = tf.strings.length(pieces)                            # bytes
         piece_end = tf.cumsum(tf.cast(piece_len, tf.int64))              # global, inclusive ends
         normalized = tf.strings.reduce_join(chars.with_flat_values(pieces), axis=1)

@@ -49,7 +49,7 @@ print(inspect.getsource(BertEmbeddings.build))
 # %%
 # NBVAL_CHECK_OUTPUT
 from bertcourse.data.corpora import load_corpus
-from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path, pack_inputs
+from bertcourse.text import BertPreprocessor, WordPieceTokenizer, bert_uncased_vocab_path
 
 tokenizer = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path(), lowercase=True)
 first = load_corpus("austen")[0].paragraphs[0]
@@ -62,7 +62,7 @@ print(tokenizer.tokenize(sentence_a))
 # NBVAL_CHECK_OUTPUT
 import numpy as np
 
-packed = pack_inputs([[tokenizer.encode(sentence_a)], [tokenizer.encode(sentence_b)]], 64, tokenizer=tokenizer)
+packed = BertPreprocessor(tokenizer, sequence_length=64)(([sentence_a], [sentence_b]))
 packed = {k: np.asarray(v).astype("int32") for k, v in packed.items()}
 tokens = tokenizer.convert_ids_to_tokens(packed["token_ids"][0])
 n_real = int(packed["padding_mask"][0].sum())

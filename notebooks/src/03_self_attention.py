@@ -58,12 +58,12 @@ print(inspect.getsource(attention_module.mask_value))
 import numpy as np
 
 from bertcourse.data.corpora import load_corpus
-from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path, pack_inputs
+from bertcourse.text import BertPreprocessor, WordPieceTokenizer, bert_uncased_vocab_path
 
 tokenizer = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path(), lowercase=True)
 paragraph = load_corpus("austen")[0].paragraphs[0]
 texts = [paragraph[0], "Elinor saw, with concern, the excess of her sister's sensibility."]
-batch = pack_inputs([[tokenizer.encode(t) for t in texts]], 24, tokenizer=tokenizer)
+batch = BertPreprocessor(tokenizer, sequence_length=24)(texts)
 batch = {k: np.asarray(v).astype("int32") for k, v in batch.items()}
 tokens = [tokenizer.convert_ids_to_tokens(row) for row in batch["token_ids"]]
 for row, mask in zip(tokens, batch["padding_mask"]):

@@ -68,11 +68,11 @@ print(f"max |exact - approximate| = {gap.max():.5f} at x = {grid[gap.argmax()]:.
 from bertcourse import BertConfig
 from bertcourse.data.corpora import load_corpus
 from bertcourse.layers import BertEmbeddings
-from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path, pack_inputs
+from bertcourse.text import BertPreprocessor, WordPieceTokenizer, bert_uncased_vocab_path
 
 tokenizer = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path(), lowercase=True)
 texts = [s for s in load_corpus("austen")[3].sentences if 5 < len(s.split()) < 30][:4]
-batch = pack_inputs([[tokenizer.encode(t) for t in texts]], 32, tokenizer=tokenizer)
+batch = BertPreprocessor(tokenizer, sequence_length=32)(texts)
 batch = {k: np.asarray(v).astype("int32") for k, v in batch.items()}
 print("real tokens per sentence:", batch["padding_mask"].sum(1).tolist(), "of", batch["token_ids"].shape[1])
 

@@ -63,14 +63,23 @@ for name in sorted(tensors):
 #   `[out, in]`; a Keras `Dense` kernel is `[in, out]`. Every dense kernel is **transposed** on the way in.
 # * `embeddings.position_ids` is not a weight but a buffer (`0..511`); it is skipped.
 #
-# The whole mapping is one table, name → variable:
+# Every converter of the package (Hugging Face, Google's TF1 checkpoints, keras-hub) reads one map:
+# `backbone_weights` walks our backbone once and gives each variable a canonical name. A converter is
+# then only a table from those names to its own; Hugging Face's is below, and each `.kernel` is
+# transposed on the way in.
 
 # %%
 import inspect
 
-from bertcourse.convert import hf
+from bertcourse.convert.hf import HF_NAMES, read_hf_config
+from bertcourse.convert.weight_map import backbone_weights
+from bertcourse.models import BertBackbone
 
-print(inspect.getsource(hf._variables))
+config, _ = read_hf_config(path)                      # MiniLM's config.json as a BertConfig
+weights = backbone_weights(BertBackbone(config))      # an empty backbone of that shape
+for weight in weights[:7]:
+    print(f"{weight.name:38s} {str(weight.shape):13s} <- {HF_NAMES[weight.pattern].format(i=weight.layer)}")
+print(f"... {len(weights)} weights in all, {len(HF_NAMES)} name patterns")
 
 # %% [markdown]
 # ## 2. `load_hf_bert`: tensors into our backbone
@@ -108,11 +117,11 @@ print("our query kernel", q.shape, "== file's weight transposed:",
 # graph.
 
 # %%
-from bertcourse.models.tasks import SentenceEncoder
 from bertcourse.pretrained import load_sentence_encoder
+from bertcourse.tasks.feature_extraction import pool_outputs
 
 encoder = load_sentence_encoder("all-MiniLM-L6-v2")
-print(inspect.getsource(SentenceEncoder.pool))
+print(inspect.getsource(pool_outputs))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -152,12 +161,17 @@ for s, ids in list(zip(sentences, ours_ids))[4:7]:
 import matplotlib.pyplot as plt
 
 
+from bertcourse.text import BertPreprocessor
+
+preprocessor = BertPreprocessor(tokenizer, sequence_length=backbone.config.max_position_embeddings)
+
+
 def attention_of(text):
-    ids = [tokenizer.cls_id] + tokenizer.encode(text) + [tokenizer.sep_id]
-    inputs = {"token_ids": np.array([ids], "int32"), "segment_ids": np.zeros((1, len(ids)), "int32"),
-              "padding_mask": np.ones((1, len(ids)), "int32")}
+    inputs = preprocessor([text])
+    n = int(np.asarray(inputs["padding_mask"]).sum())            # real tokens: drop the padding columns
+    inputs = {k: np.asarray(v)[:, :n].astype("int32") for k, v in inputs.items()}
     probs = np.asarray(backbone(inputs)["attention_scores"])[0]    # [layers, heads, seq, seq]
-    return tokenizer.convert_ids_to_tokens(ids), probs
+    return tokenizer.convert_ids_to_tokens(inputs["token_ids"][0]), probs
 
 
 tokens, probs = attention_of("The animal didn't cross the street because it was too tired.")

@@ -222,20 +222,20 @@ texts, labels = texts[order], labels[order]
 split = int(0.8 * len(texts))
 
 
-from bertcourse.text import pack_inputs
+from bertcourse.text import BertPreprocessor
+
+preprocessor = BertPreprocessor(tokenizer, sequence_length=48)   # [CLS] sentence [SEP], cut and padded to 48
 
 
-def encode(batch_texts, length=48):
-    """[CLS] sentence [SEP], truncated and padded to `length` (lesson 01's packer)."""
-    packed = pack_inputs([tokenizer.encode(t) for t in batch_texts], length, tokenizer=tokenizer)
-    return {k: v.numpy().astype("int32") for k, v in packed.items()}
+def encode(batch_texts):
+    return {k: np.asarray(v).astype("int32") for k, v in preprocessor(list(batch_texts)).items()}
 
 
 train_x, valid_x = encode(texts[:split]), encode(texts[split:])
 train_ds = tf.data.Dataset.from_tensor_slices((train_x, labels[:split])).repeat().batch(32)
 
 
-from bertcourse.models import BertClassifier
+from bertcourse.tasks import BertClassifier
 
 
 def build():

@@ -44,11 +44,11 @@ import inspect
 
 import numpy as np
 
-from bertcourse.models.tasks import SentenceEncoder
 from bertcourse.pretrained import load_sentence_encoder
+from bertcourse.tasks.feature_extraction import pool_outputs
 
 encoder = load_sentence_encoder("all-MiniLM-L6-v2")
-print(inspect.getsource(SentenceEncoder.pool))
+print(inspect.getsource(pool_outputs))
 
 # %% [markdown]
 # How good is it on the standard benchmark? `bench/sts_benchmark.py` measures the Spearman correlation
