@@ -38,7 +38,8 @@ print(info)
 import random
 
 from bertcourse.data import corpora
-from bertcourse.data.pretraining import create_nsp_pairs, pack_pair, tokenize_documents
+from bertcourse.data.nsp import create_nsp_pairs, tokenize_documents
+from bertcourse.data.pipeline import pack_pair, pack_pairs
 from bertcourse.text import WordPieceTokenizer, bert_uncased_vocab_path
 
 tokenizer = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path())
@@ -61,9 +62,9 @@ print(tokenizer.convert_ids_to_tokens(doc_ids[0][0][:12]))
 # %%
 import inspect
 
-from bertcourse.data import pretraining
+from bertcourse.data.nsp import pairs_from_document
 
-print(inspect.getsource(pretraining._pairs_from_document))
+print(inspect.getsource(pairs_from_document))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -111,14 +112,27 @@ print("padding_mask:", packed["padding_mask"].tolist())
 print("label       :", "NotNext" if packed["next_sentence_label"] else "IsNext")
 
 # %% [markdown]
-# ## 3. Masking, inside the TensorFlow graph
+# ## 3. Masking: the rule in NumPy, then inside the TensorFlow graph
 #
-# `mask_tokens` runs in `tf.data`, on one sequence at a time, with stateless random ops: the same seed
-# always gives the same masks (reproducible), and the dataset derives each example's seed from a running
-# counter, so every epoch draws new masks (dynamic masking).
+# First the rule itself, step by step, in plain NumPy with an explicit random generator (as
+# google-research/bert's `create_pretraining_data.py` does it): pick 15% of the real tokens, then
+# replace 80% of those with `[MASK]`, 10% with a random token and leave 10% unchanged.
 
 # %%
-from bertcourse.data.pretraining import mask_tokens
+from bertcourse.data.masking import mask_tokens, mask_tokens_reference
+
+source = inspect.getsource(mask_tokens_reference)
+head, _, rest = source.partition('    """')
+print(head + '    """(docstring: help(mask_tokens_reference))"""' + rest.split('"""', 1)[1])
+
+# %% [markdown]
+# Training needs the same rule inside `tf.data`. `mask_tokens` runs on one sequence at a time, with
+# stateless random ops: the same seed always gives the same masks (reproducible), and the dataset
+# derives each example's seed from its position in the stream, so every epoch draws new masks (dynamic
+# masking). `tests/test_data_nsp_masking.py` feeds both versions the same random numbers and checks that
+# they choose the same positions and replacements.
+
+# %%
 
 source = inspect.getsource(mask_tokens)
 head, _, rest = source.partition('    """')
@@ -173,7 +187,7 @@ print(f"{n} of {int((~np.isin(example, SPECIALS)).sum())} real tokens selected; 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-packed_ids = np.stack([pack_pair(p, SEQ_LEN, tokenizer.cls_id, tokenizer.sep_id)["token_ids"] for p in pairs[:1300]])
+packed_ids = pack_pairs(pairs[:1300], SEQ_LEN, tokenizer.cls_id, tokenizer.sep_id)["token_ids"]
 outs = [mask(row, seed=[6, i]) for i, row in enumerate(packed_ids)]
 selected = np.zeros(packed_ids.shape, bool)
 for i, o in enumerate(outs):
@@ -189,6 +203,20 @@ print(f"  -> unchanged       : {(after[selected] == packed_ids[selected]).mean()
 print(f"special/pad selected : {(selected & ~real).sum()}")
 
 # %% [markdown]
+# The NumPy reference, with its own generator, on the same 1,300 sequences:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rng = np.random.default_rng(7)
+ref = [mask_tokens_reference(row, tokenizer.vocabulary_size, SPECIALS, tokenizer.mask_id, rng=rng) for row in packed_ids]
+ref_selected = np.zeros(packed_ids.shape, bool)
+for i, o in enumerate(ref):
+    ref_selected[i, o["masked_positions"][o["masked_weights"] > 0]] = True
+ref_after = np.stack([o["token_ids"] for o in ref])
+print(f"reference selected   : {ref_selected.sum() / real.sum():.4f}; [MASK] {(ref_after[ref_selected] == tokenizer.mask_id).mean():.4f}, "
+      f"unchanged {(ref_after[ref_selected] == packed_ids[ref_selected]).mean():.4f}")
+
+# %% [markdown]
 # ## 4. Whole-word masking
 #
 # WordPiece splits rare words (`lady ##ship`). Masking one piece leaves the rest as a strong hint.
@@ -198,7 +226,7 @@ print(f"special/pad selected : {(selected & ~real).sum()}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from bertcourse.data.pretraining import whole_word_starts
+from bertcourse.data.masking import whole_word_starts
 
 starts = whole_word_starts(tokenizer.get_vocabulary())
 
@@ -238,12 +266,12 @@ for name, ws in (("wordpiece masking ", None), ("whole-word masking", starts)):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from bertcourse.data.pretraining import pretraining_dataset
+from bertcourse.data.pipeline import pretraining_dataset
 
 chapter = documents[:1]
-n_pairs = sum(1 for _ in pretraining_dataset(chapter, tokenizer, seq_len=64, batch_size=1, shuffle_buffer=0,
+n_pairs = sum(1 for _ in pretraining_dataset(chapter, tokenizer, seq_len=64, batch_size=1, shuffle=False,
                                              repeat=False))
-stream = list(pretraining_dataset(chapter, tokenizer, seq_len=64, batch_size=1, shuffle_buffer=0)
+stream = list(pretraining_dataset(chapter, tokenizer, seq_len=64, batch_size=1, shuffle=False)
               .take(3 * n_pairs).as_numpy_iterator())
 for epoch in range(3):
     x, y, w = stream[epoch * n_pairs]
@@ -273,7 +301,7 @@ print(f"IsNext with next_sentence_prob=0.8: {1 - np.mean([p.is_random_next for p
 # 2. dupe_factor copies of every pair, each with its own masks: over 4 epochs each mask is seen twice.
 import tempfile
 
-from bertcourse.data.pretraining import write_static_tfrecords
+from bertcourse.data.pipeline import write_static_tfrecords
 
 with tempfile.TemporaryDirectory() as tmp:
     written = write_static_tfrecords(chapter, tokenizer, os.path.join(tmp, "static.tfrecord"), seq_len=64,
