@@ -57,3 +57,16 @@ def test_short_run_with_higher_mask_rate_writes_everything(tokenizer, tmp_path):
         assert (a == b).all()
     held = evaluate_mlm(model, docs[:2], tokenizer, seq_len=32, batch_size=8, max_batches=2)
     assert 0.0 <= held["mlm_accuracy"] <= 1.0 and held["mlm_perplexity"] > 1.0
+
+
+def test_fill_mask_probe_uses_the_task_module(tokenizer):
+    from bertcourse.training import FillMaskProbe
+
+    model = build_pretrainer(tokenizer, PretrainConfig(preset="tiny", seq_len=32), seed=0)
+    probe = FillMaskProbe(tokenizer, ["She was very [MASK] to see her sister."], top_k=2, verbose=False)
+    probe.set_model(model)
+    rows = probe.probe(1)
+    assert len(rows) == 1 and rows[0]["epoch"] == 1 and len(rows[0]["predictions"]) == 2
+    token, score = rows[0]["predictions"][0]
+    assert isinstance(token, str) and 0.0 <= score <= 1.0
+    assert probe.history == rows

@@ -123,3 +123,24 @@ def test_runs_written_before_the_manifest_still_load(lesson07_run, tmp_path):
         (tmp_path / name).write_bytes((path / name).read_bytes())
     with pytest.raises(ModelLoadError, match="backbone.weights.h5 cannot be loaded"):
         RunDirectory(tmp_path).load_backbone()
+
+
+def test_classification_runs_written_before_the_manifest_still_load(tmp_path):
+    """bertcourse finetune used to write classifier.weights.h5 + labels.json (no run.json, no task.json)."""
+    from bertcourse.tasks.classification import BertClassifier
+
+    config = BertConfig.preset("tiny", vocab_size=len(VOCAB), max_position_embeddings=32)
+    model = BertClassifier(BertBackbone(config), num_classes=2)
+    model.save_weights(str(tmp_path / "classifier.weights.h5"))
+    config.to_json(tmp_path / "config.json")
+    save_vocabulary(VOCAB, tmp_path / "vocab.txt")
+    (tmp_path / "labels.json").write_text(json.dumps({"neg": 0, "pos": 1}))
+    run = RunDirectory(tmp_path)
+    assert run.kind == "classification" and run.is_finished
+    task = run.load_task()
+    assert task.labels == ["neg", "pos"]
+    for a, b in zip(task.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert task.predict(["the cat sat"], verbose=0).shape == (1, 2)
+    with pytest.raises(RunDirectoryError, match="is a classification run; a pretraining run cannot"):
+        RunDirectory.create(tmp_path, "pretraining", {}, overwrite=True)

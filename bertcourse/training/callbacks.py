@@ -59,7 +59,7 @@ class FillMaskProbe(keras.callbacks.Callback):
             per_mask = fill_mask(self.model, self.tokenizer, [sentence], top_k=self.top_k)[0]
             predictions = per_mask[0] if per_mask else []  # several masks: show the first
             row = {"epoch": epoch, "sentence": sentence,
-                   "predictions": [(p["token"], round(p["score"], 3)) for p in predictions]}
+                   "predictions": [(p["token_str"], round(p["score"], 3)) for p in predictions]}
             rows.append(row)
             if self.verbose:
                 shown = " | ".join(f"{t} {s:.2f}" for t, s in row["predictions"])

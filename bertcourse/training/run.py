@@ -330,10 +330,11 @@ class RunDirectory:
         legacy = settings is None
         if legacy:  # written before task.json: classifier.weights.h5 + labels.json
             labels = json.loads((self.path / LEGACY_FILES["labels"]).read_text(encoding="utf-8"))
-            settings = {"labels": sorted(labels, key=labels.get), "sequence_length": 128, "dropout": 0.1,
-                        "lowercase": True}
+            settings = {"labels": sorted(labels, key=labels.get), "dropout": 0.1, "lowercase": True}
         self._require("config_json", "vocab")
-        backbone = BertBackbone(self.bert_config(), dtype=dtype)
+        config = self.bert_config()
+        settings.setdefault("sequence_length", min(128, config.max_position_embeddings))
+        backbone = BertBackbone(config, dtype=dtype)
         preprocessor = BertPreprocessor.from_vocab_file(self.path_of("vocab"),
                                                         lowercase=bool(settings.get("lowercase", True)),
                                                         sequence_length=int(settings["sequence_length"]))
