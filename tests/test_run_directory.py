@@ -53,6 +53,9 @@ def test_interrupted_runs_resume_only_with_the_same_configuration(tmp_path):
         RunDirectory.create(tmp_path, "pretraining", {"preset": "tiny", "seq_len": 32})
     with pytest.raises(RunDirectoryError, match=r"another configuration \(differs in: preset\)"):
         RunDirectory.create(tmp_path, "pretraining", {"preset": "mini", "seq_len": 32}, resume=True)
+    nested = RunDirectory.create(tmp_path / "n", "pretraining", {"train": {"seed": 1, "lr": 2}})
+    with pytest.raises(RunDirectoryError, match=r"differs in: train.seed\)"):
+        RunDirectory.create(nested.path, "pretraining", {"train": {"seed": 2, "lr": 2}}, resume=True)
     assert RunDirectory.create(tmp_path, "pretraining", {"preset": "tiny", "seq_len": 32}, resume=True).kind
     with pytest.raises(RunDirectoryError, match="holds no run to continue"):
         RunDirectory.create(tmp_path / "empty", "pretraining", {}, resume=True)

@@ -273,6 +273,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             raise RunDirectoryError(f"every checkpoint in {self.directory} is corrupt "
                                     f"({', '.join(os.path.basename(p) for p in corrupt)}): nothing to resume from; "
                                     "pass --overwrite to start over.")
+        if self.verbose:
+            print(f"no checkpoint in {self.directory} yet: starting from step 0")
         self.step = 0
         return 0
 

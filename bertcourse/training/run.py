@@ -72,6 +72,17 @@ def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"seed": 1}}`` -> ``{"train.seed": 1}`` (to name what differs between two configurations)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -209,8 +220,8 @@ class RunDirectory:
                     raise RunDirectoryError(f"{run.path} was interrupted under an older bertcourse whose backups "
                                             "cannot be resumed exactly; pass --overwrite to start again.")
                 if manifest.get("config_sha256") != digest:
-                    changed = sorted(k for k in set(config) | set(run.config)
-                                     if config.get(k) != run.config.get(k))
+                    old, new = _flatten(run.config), _flatten(json.loads(json.dumps(config, default=str)))
+                    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                     raise RunDirectoryError(f"{run.path} was started with another configuration (differs in: "
                                             f"{', '.join(changed) or 'unknown'}); resume with the same settings, "
                                             "or pass --overwrite to start again.")
