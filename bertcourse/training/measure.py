@@ -8,6 +8,13 @@ TensorFlow runtime, the model, its optimizer state and the step's activations.
 >>> from bertcourse.training.measure import measure_training                       # doctest: +SKIP
 >>> measure_training("mini", "mixed_bfloat16", jit_compile=False, steps=10)         # doctest: +SKIP
 {'tokens_per_second': 12044.0, 'peak_rss_mib': 1210.5, 'baseline_rss_mib': 702.3, ...}
+
+The memory number is the process's high-water mark, which only grows:
+
+>>> before = peak_rss_mib()
+>>> block = bytearray(64 * 1024 * 1024)
+>>> peak_rss_mib() >= before
+True
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from bertcourse.models.pretraining import BertPretrainer
 from bertcourse.training.loop import set_precision
 from bertcourse.training.optim import bert_adamw
 
-__all__ = ["measure_training"]
+__all__ = ["measure_training", "peak_rss_mib"]
 
 
 def measure_training(preset: str = "mini", precision: str = "float32", jit_compile: bool = False, steps: int = 10,
@@ -48,7 +55,7 @@ def measure_training(preset: str = "mini", precision: str = "float32", jit_compi
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
     """This process's peak resident memory. Linux: ``VmHWM`` of /proc/self/status, which starts afresh
     with the new program; ``ru_maxrss`` would still hold the parent's peak from before ``exec``."""
     try:
@@ -72,7 +79,7 @@ def _main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--vocab-size", type=int, default=8000)
     args = parser.parse_args(argv)
-    baseline = _peak_rss_mib()
+    baseline = peak_rss_mib()
     set_precision(args.precision)
     keras.utils.set_random_seed(0)
     cfg = BertConfig.preset(args.preset, vocab_size=args.vocab_size, max_position_embeddings=max(args.seq_len, 128))
@@ -96,7 +103,7 @@ def _main(argv=None) -> int:
         raise SystemExit("loss is not finite")
     print(json.dumps({"preset": args.preset, "precision": args.precision, "jit_compile": args.jit,
                       "tokens_per_second": round(args.steps * b * s / elapsed, 1),
-                      "peak_rss_mib": round(_peak_rss_mib(), 1), "baseline_rss_mib": round(baseline, 1),
+                      "peak_rss_mib": round(peak_rss_mib(), 1), "baseline_rss_mib": round(baseline, 1),
                       "parameters": int(model.count_params())}))
     return 0
 
