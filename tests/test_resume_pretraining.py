@@ -117,7 +117,8 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(runs, vocab,
     assert f"(step {STEPS})" in capsys.readouterr().out
     assert _status(killed) == "finished" and not (killed / "checkpoints").exists()
     diff = max_weight_diff(full / "pretrainer.weights.h5", killed / "pretrainer.weights.h5")
-    print(f"pretraining, SIGKILL at step 6 of {STEPS} (mid-epoch) + resume: max abs weight diff {diff}")
+    with capsys.disabled():
+        print(f"\npretraining, SIGKILL at step 6 of {STEPS} (mid-epoch) + resume: max abs weight diff {diff}")
     assert diff == 0.0, f"resumed pretraining run differs from the uninterrupted one by {diff:.3e}"
     assert max_weight_diff(full / "backbone.weights.h5", killed / "backbone.weights.h5") == 0.0
     # history.json keeps every epoch, the interrupted one included (its mean loss recombined)
