@@ -19,7 +19,7 @@ runs written before the manifest existed (lesson 07's ``pretrainer.weights.h5``,
 >>> RunDirectory.create(path, "classification", {})
 Traceback (most recent call last):
 ...
-bertcourse.errors.RunDirectoryError: ... is a pretraining run; a classification run cannot be written there: choose another --out.
+bertcourse.errors.RunDirectoryError: ... is a pretraining run; a classification run cannot be written there: ...
 """
 
 from __future__ import annotations
