@@ -143,7 +143,7 @@ def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig | None
         vocabulary = tokenizer.get_vocabulary()
         run_config = {"kind": "pretraining", "pretrain": dataclasses.asdict(config),
                       "train": {k: v for k, v in dataclasses.asdict(train_config).items()
-                                if k not in ("output_dir", "logging_dir", "save_steps")},
+                                if k not in ("output_dir", "logging_dir")},
                       "vocab_sha256": hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()}
         run = RunDirectory.create(out, "pretraining", run_config, overwrite=overwrite, resume=resume)
         if not resume:
