@@ -23,7 +23,8 @@ setup(seed=7, scale="course")
 
 from bertcourse.data import corpora  # noqa: E402
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary  # noqa: E402
-from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain, unigram_baseline  # noqa: E402
+from bertcourse.training.pretrain import (PretrainConfig, evaluate_mlm, pretrain,  # noqa: E402
+                                         pretraining_train_config, unigram_baseline)
 
 BERT = dict(normalize_first=False, dropout=0.1, mask_rate=0.15, learning_rate=1e-3)
 RECIPES = {
@@ -49,10 +50,12 @@ def main(argv=None) -> int:
     for i, (name, knobs) in enumerate(RECIPES.items()):
         if args.only and i not in args.only:
             continue
-        config = PretrainConfig(preset="mini", seq_len=128, batch_size=32, steps=args.steps, steps_per_epoch=100,
-                                precision="mixed_bfloat16", seed=7, **knobs)
+        knobs = dict(knobs)
+        train_config = pretraining_train_config(steps=args.steps, steps_per_epoch=100, batch_size=32, bf16=True,
+                                                seed=7, learning_rate=knobs.pop("learning_rate"))
+        config = PretrainConfig(preset="mini", seq_len=128, **knobs)
         start = time.perf_counter()
-        model, _ = pretrain(train_docs, tokenizer, config, verbose=0)
+        model, _ = pretrain(train_docs, tokenizer, config, train_config, verbose=0)
         minutes = (time.perf_counter() - start) / 60
         held = evaluate_mlm(model, heldout_docs, tokenizer)
         rows.append((name, held["mlm_accuracy"], held["mlm_perplexity"], minutes))

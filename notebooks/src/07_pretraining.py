@@ -69,14 +69,16 @@ from bertcourse.layers.heads import MaskedLMHead
 print(inspect.getsource(MaskedLMHead.call))
 
 # %%
-from bertcourse.training.pretrain import PretrainConfig, build_pretrainer
+from bertcourse.training.pretrain import PretrainConfig, build_pretrainer, pretraining_train_config
 
-config = PretrainConfig(preset=SIZES["preset"], seq_len=SIZES["seq_len"], batch_size=SIZES["batch_size"],
-                        steps=SIZES["steps"], steps_per_epoch=SIZES["steps_per_epoch"], seed=7,
-                        # BERT's architecture and masking; bfloat16 and the sparse last layer only make it faster
-                        learning_rate=1e-3, warmup_ratio=0.1, dropout=0.1, mask_rate=0.15,
-                        precision="mixed_bfloat16", sparse_last_layer=True)
-untrained = build_pretrainer(tokenizer, config)
+# What is pretraining's own (the model and the MLM/NSP data) ...
+config = PretrainConfig(preset=SIZES["preset"], seq_len=SIZES["seq_len"], dropout=0.1, mask_rate=0.15,
+                        sparse_last_layer=True)  # BERT's architecture and masking; the sparse last layer is faster
+# ... and how to optimise it: the TrainConfig that fine-tuning uses too (one engine for both)
+train_config = pretraining_train_config(steps=SIZES["steps"], steps_per_epoch=SIZES["steps_per_epoch"],
+                                        batch_size=SIZES["batch_size"], learning_rate=1e-3, warmup_ratio=0.1,
+                                        seed=7, bf16=True)
+untrained = build_pretrainer(tokenizer, config, seed=train_config.seed)
 backbone_params = untrained.backbone.count_params()
 head_params = untrained.count_params() - backbone_params
 print(f"{config.preset}: backbone {backbone_params:,} parameters, heads {head_params:,} "
@@ -95,7 +97,7 @@ PROBES = ["It is a truth universally [MASK], that a single man in possession of 
           "She was very [MASK] to see her sister."]
 before = pipeline("fill-mask", model=untrained, tokenizer=tokenizer, top_k=3)
 for sentence in PROBES:
-    print(sentence[:60], "->", [p["token"] for p in before(sentence)])
+    print(sentence[:60], "->", [p["token_str"] for p in before(sentence)])
 print(f"ln(vocab) = {np.log(tokenizer.vocabulary_size):.2f}, ln 2 = {np.log(2):.3f}")
 
 # %% [markdown]
@@ -103,7 +105,10 @@ print(f"ln(vocab) = {np.log(tokenizer.vocabulary_size):.2f}, ln 2 = {np.log(2):.
 #
 # `pretrain` wires lesson 06's dynamic-masking dataset, this model and BERT's optimizer recipe
 # (AdamW, 10% linear warmup then linear decay, no decay on LayerNorm and biases, gradient clipping;
-# lesson 08), backs up every epoch so an interrupted run resumes where it stopped, and saves the weights.
+# lesson 08) into the package's one training engine (`bertcourse.training.train`, the same one that
+# fine-tunes), which writes a checksummed checkpoint every epoch: a run killed at any step continues
+# exactly where it stopped, on the same data and masks (`bertcourse pretrain ... --resume`; tested by
+# killing the real command mid-epoch). At the end it saves the weights.
 # The fill-mask probe prints what the model believes after every epoch.
 #
 # **What else could learn faster in a short budget?** BERT's settings were made for a million steps.
@@ -136,16 +141,18 @@ from bertcourse.training import FillMaskProbe
 from bertcourse.training.pretrain import pretrain
 
 out_dir = runs_dir(f"pretrain-{SCALE}-{config.preset}")
-probe = FillMaskProbe(tokenizer, PROBES, top_k=3, every_n_epochs=max(1, (config.steps // config.steps_per_epoch) // 4))
+steps, steps_per_epoch, batch_size = train_config.max_steps, train_config.steps_per_epoch, SIZES["batch_size"]
+probe = FillMaskProbe(tokenizer, PROBES, top_k=3, every_n_epochs=max(1, (steps // steps_per_epoch) // 4))
 start = time.time()
-model, history = pretrain(train_docs, tokenizer, config, out_dir=out_dir, callbacks=[probe], verbose=2)
+model, history = pretrain(train_docs, tokenizer, config, train_config, out_dir=out_dir, overwrite=True,
+                          callbacks=[probe], verbose=2)
 minutes = (time.time() - start) / 60
-print(f"{config.steps} steps of {config.batch_size} x {config.seq_len} tokens in {minutes:.1f} min; saved to {out_dir.name}/")
+print(f"{steps} steps of {batch_size} x {config.seq_len} tokens in {minutes:.1f} min; saved to {out_dir.name}/")
 
 # %%
 import matplotlib.pyplot as plt
 
-epochs = np.arange(1, len(history["loss"]) + 1) * config.steps_per_epoch
+epochs = np.arange(1, len(history["loss"]) + 1) * steps_per_epoch
 fig, axes = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
 axes[0].plot(epochs, history["mlm_loss"], label="L_MLM")
 axes[0].plot(epochs, history["nsp_loss"], label="L_NSP")
@@ -168,9 +175,9 @@ plt.show()
 # %%
 from bertcourse.training.pretrain import evaluate_mlm, unigram_baseline
 
-held = evaluate_mlm(model, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size,
+held = evaluate_mlm(model, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=batch_size,
                     max_batches=SIZES["eval_batches"])
-base = unigram_baseline(train_docs, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size,
+base = unigram_baseline(train_docs, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=batch_size,
                         max_batches=SIZES["eval_batches"])
 print(f"{'held-out':22s} {'MLM accuracy':>12s} {'perplexity':>10s} {'NSP accuracy':>12s}")
 print(f"{'unigram baseline':22s} {base['mlm_accuracy']:12.1%} {base['mlm_perplexity']:10.0f} {'50.0%':>12s}")
@@ -213,9 +220,11 @@ print(f"(the baseline always answers {base['most_frequent_token']!r})")
 # %% [markdown]
 # ## 6. The saved model
 #
-# `runs/pretrain-course-mini/` holds `backbone.weights.h5` (what the fine-tuning lessons load),
-# `pretrainer.weights.h5`, `config.json`, `pretrain_config.json`, `vocab.txt`, `history.json` and the
-# CSV log. Loading it back gives the same predictions:
+# `runs/pretrain-course-mini/` is a run directory (`bertcourse.training.run.RunDirectory`, which names
+# every file of a run in one place): `run.json` (what kind of run, finished or not, a hash of its
+# configuration: `bertcourse finetune --out` refuses to write into it), `backbone.weights.h5` (what the
+# fine-tuning lessons load), `pretrainer.weights.h5`, `config.json`, `pretrain_config.json`,
+# `train_config.json`, `vocab.txt`, `history.json` and the CSV log. Loading it back gives the same predictions:
 
 # %%
 from bertcourse.pretrained import load_course_pretrainer
@@ -224,7 +233,7 @@ from bertcourse.pretrained import load_course_pretrainer
 reloaded, reloaded_tok = load_course_pretrainer(out_dir)
 after = pipeline("fill-mask", model=reloaded, tokenizer=reloaded_tok, top_k=3)
 for sentence in PROBES:
-    print(sentence[:60], "->", [(p["token"], round(p["score"], 2)) for p in after(sentence)])
+    print(sentence[:60], "->", [(p["token_str"], round(p["score"], 2)) for p in after(sentence)])
 
 # %% [markdown]
 # ## Exercises
@@ -239,22 +248,22 @@ for sentence in PROBES:
 # 1. Two short runs (one epoch each) with the same seed and data; at this size the difference is noise.
 import dataclasses
 
+short_run = dataclasses.replace(train_config, max_steps=steps_per_epoch)
 for name, mlm_only in (("MLM only", True), ("MLM + NSP", False)):
-    short = dataclasses.replace(config, mlm_only=mlm_only, steps=config.steps_per_epoch)
-    m, _ = pretrain(train_docs, tokenizer, short, verbose=0)
-    r = evaluate_mlm(m, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size,
+    m, _ = pretrain(train_docs, tokenizer, dataclasses.replace(config, mlm_only=mlm_only), short_run, verbose=0)
+    r = evaluate_mlm(m, heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=batch_size,
                      max_batches=SIZES["eval_batches"] or 20)
-    print(f"{name:10s} after {short.steps} steps: held-out MLM accuracy {r['mlm_accuracy']:.1%}")
+    print(f"{name:10s} after {short_run.max_steps} steps: held-out MLM accuracy {r['mlm_accuracy']:.1%}")
 
 # %%
 # 2.
 from collections import Counter
 
-from bertcourse.data.pretraining import pretraining_dataset
+from bertcourse.data.pipeline import pretraining_dataset
 
 hits, seen = Counter(), Counter()
-data = pretraining_dataset(heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=config.batch_size,
-                           shuffle_buffer=0, repeat=False, seed=2024).take(SIZES["eval_batches"] or 20)
+data = pretraining_dataset(heldout_docs, tokenizer, seq_len=config.seq_len, batch_size=batch_size,
+                           shuffle=False, repeat=False, seed=2024).take(SIZES["eval_batches"] or 20)
 for x, y, w in data.as_numpy_iterator():
     pred = model.predict_on_batch(x)["mlm"].argmax(-1)
     for p, t, weight in zip(pred.ravel(), y["mlm"].ravel(), w["mlm"].ravel()):
