@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 SCALES = ("ci", "course", "full")
@@ -41,8 +42,6 @@ def scale_value(choices: Mapping[str, T], scale: str | None = None) -> T:
 
 def runs_dir(name: str | None = None):
     """Where lessons write models and logs: ``$BERTCOURSE_RUNS_DIR`` or ``<repo>/runs`` (git-ignored)."""
-    from pathlib import Path
-
     root = Path(os.environ.get("BERTCOURSE_RUNS_DIR") or Path(__file__).resolve().parents[1] / "runs")
     path = root / name if name else root
     path.mkdir(parents=True, exist_ok=True)
@@ -74,13 +73,13 @@ def import_tensorflow_quietly():
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (embedded interpreters)
-        import tensorflow
+        import tensorflow  # lazy: this function exists to import TensorFlow after its logs are silenced
 
         return tensorflow
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow
+        import tensorflow  # lazy: imported while fd 2 points at /dev/null, to drop its C++ banner
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -97,12 +96,12 @@ def setup(seed: int = 42, scale: str | None = None, quiet: bool = True) -> dict[
         quiet_tensorflow()
         if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
             import_tensorflow_quietly()
-    import keras
+    import keras  # lazy: loads the backend, which must come after quiet_tensorflow() above
 
     keras.utils.set_random_seed(seed)
     if quiet:
         try:
-            import tensorflow as tf
+            import tensorflow as tf  # lazy: only on the TensorFlow backend, after the quiet import above
 
             tf.get_logger().setLevel("ERROR")
             tf.autograph.set_verbosity(0)

@@ -103,12 +103,7 @@ def _late_imports():
 
 # Known exceptions in modules being reworked (issue 13), to be fixed and removed from here: the test
 # fails on any NEW late import and warns about any entry below that is gone (delete it: the list only shrinks).
-KNOWN_LATE_IMPORTS = {
-    'bertcourse/course.py: keras',
-    'bertcourse/course.py: pathlib',
-    'bertcourse/course.py: tensorflow',
-    'bertcourse/training/optim.py: tensorflow',
-}
+KNOWN_LATE_IMPORTS: set[str] = set()
 
 
 def test_imports_at_module_top():

@@ -22,7 +22,6 @@ from __future__ import annotations
 import warnings
 
 import keras
-import keras_hub
 import numpy as np
 
 from bertcourse import errors
@@ -199,6 +198,8 @@ def to_keras_hub(backbone, **kh_kwargs):
     kwargs = keras_hub_kwargs(cfg)
     kwargs.setdefault("dtype", backbone.dtype_policy)
     kwargs.update(kh_kwargs)
+    import keras_hub  # lazy: the keras-hub twin is heavy (it loads huggingface_hub); only built on request
+
     kh = keras_hub.models.BertBackbone(**kwargs)
     copy_weights_to_keras_hub(backbone, kh)
     return kh
@@ -227,6 +228,8 @@ def encoder_block_to_keras_hub(block):
     if not block.built:
         raise ValueError("Build (call) the encoder block first, so its hidden size is known.")
     h = block.attention.hidden_size
+    import keras_hub  # lazy: the keras-hub twin is heavy (it loads huggingface_hub); only built on request
+
     ref = keras_hub.layers.TransformerEncoder(
         block.intermediate_size, block.num_heads, dropout=block.hidden_dropout,
         activation=get_activation(block.hidden_act), layer_norm_epsilon=block.layer_norm_epsilon,

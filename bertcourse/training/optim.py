@@ -87,7 +87,7 @@ class BertAdamW(keras.optimizers.AdamW):
         replica scales its share by the same factor, so the summed update equals one device's.
         """
         if self.global_clipnorm and self.global_clipnorm > 0 and keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+            import tensorflow as tf  # lazy: the tf.distribute path of backend-agnostic code (JAX has no TF)
 
             context = tf.distribute.get_replica_context()
             if context is not None and context.num_replicas_in_sync > 1:
