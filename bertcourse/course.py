@@ -60,6 +60,8 @@ def quiet_tensorflow() -> None:
     # datasets are finite).
     warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
     warnings.filterwarnings("ignore", message=r".*Your input ran out of data.*")
+    # tqdm.auto (imported by keras-hub's hub client) asks for ipywidgets, which the course does not need.
+    warnings.filterwarnings("ignore", message=r"IProgress not found.*")
 
 
 def import_tensorflow_quietly():

@@ -10,7 +10,6 @@ and ranking metrics (recall@k, MRR).
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Sequence
 
@@ -137,7 +136,7 @@ class BM25:
     def scores(self, queries: Sequence[str]) -> np.ndarray:
         """``[len(queries), num_documents]`` float32 BM25 scores."""
         n = self.num_documents
-        q_idx, d_idx, w = [], [], []
+        d_idx, w = [], []
         for qi, query in enumerate(queries):
             for t in self._term_ids(query):
                 a, b = self._starts[t], self._starts[t + 1]

@@ -14,26 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+from weight_files import max_weight_diff
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "engine_run.py"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
-
-
-def _weights(path: Path) -> dict:
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
-
-
-def max_weight_diff(a: Path, b: Path) -> float:
-    wa, wb = _weights(a), _weights(b)
-    assert sorted(wa) == sorted(wb) and wa
-    return max(float(np.abs(wa[k].astype("float64") - wb[k].astype("float64")).max()) for k in wa)
 
 
 @pytest.fixture(scope="module")

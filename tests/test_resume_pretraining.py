@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+from weight_files import max_weight_diff
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "engine_run.py"
@@ -60,19 +60,6 @@ def _kill_when(proc, path: Path, timeout: float = 300):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-
-
-def _weights(path: Path) -> dict:
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
-
-
-def max_weight_diff(a: Path, b: Path) -> float:
-    wa, wb = _weights(a), _weights(b)
-    assert sorted(wa) == sorted(wb) and wa
-    return max(float(np.abs(wa[k].astype("float64") - wb[k].astype("float64")).max()) for k in wa)
 
 
 def _steps(run: Path) -> list[int]:

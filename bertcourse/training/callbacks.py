@@ -33,6 +33,7 @@ import numpy as np
 
 from bertcourse.errors import CheckpointError, RunDirectoryError
 from bertcourse.tasks.fill_mask import fill_mask
+from bertcourse.training.run import fsync_path
 
 __all__ = ["FillMaskProbe", "BestWeights", "ResumableCheckpoint"]
 
@@ -127,16 +128,6 @@ def _sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: str | os.PathLike) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _floats(logs: dict | None) -> dict[str, float]:
     out = {}
     for key, value in (logs or {}).items():
@@ -215,7 +206,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         for name, arrays in files.items():
             path = os.path.join(tmp, name)
             np.savez(path, *arrays)
-            _fsync(path)
+            fsync_path(path)
             digests[name] = _sha256(path)
         state = {"step": step, "model_variables": [v.path for v in self.model.variables],
                  "optimizer_variables": [v.path for v in opt_vars], "sha256": digests, "best": best,
@@ -226,7 +217,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             os.fsync(f.fileno())
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)  # atomic on POSIX: the checkpoint appears complete or not at all
-        _fsync(self.directory)
+        fsync_path(self.directory)
         self._last_saved = step
         for _, old in self.checkpoints()[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -40,7 +40,7 @@ from bertcourse.models.pretraining import BertPretrainer
 from bertcourse.tasks.classification import BertClassifier
 from bertcourse.text import BertPreprocessor, WordPieceTokenizer
 
-__all__ = ["RunDirectory", "FILES", "KINDS", "FORMAT_VERSION", "config_sha256", "atomic_write_text",
+__all__ = ["RunDirectory", "FILES", "KINDS", "FORMAT_VERSION", "config_sha256", "atomic_write_text", "fsync_path",
            "atomic_save_weights"]
 
 FORMAT_VERSION = 1
@@ -83,7 +83,8 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's or a directory's entry to disk (best effort: some file systems refuse; then nothing)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -105,7 +106,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
     return path
 
 
@@ -117,7 +118,7 @@ def atomic_save_weights(model, path: str | os.PathLike) -> Path:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
     return path
 
 

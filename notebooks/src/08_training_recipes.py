@@ -159,7 +159,7 @@ for (policy, jit), r in speeds.items():
 # so for a model this small the saving in memory is modest; it grows with batch and sequence length.
 # bfloat16's speed depends on the CPU's bf16 units and on oneDNN, and these are single 10-step
 # measurements, one setting after the other: on a shared machine they move by 20-40% between runs
-# (bf16 came out 0.89x-1.31x float32 in this lesson's runs). `bench/training_engine.py` interleaves the
+# (bf16 came out 0.89x-1.48x float32 in this lesson's runs). `bench/training_engine.py` interleaves the
 # settings for steadier ratios (bf16 1.27x there). bfloat16 costs about 2-3 digits of precision in
 # activations (the loss curves of the precision test in `tests/test_training_engine.py` stay within a
 # few percent of float32).
