@@ -16,11 +16,13 @@ import importlib
 from bertcourse.text.normalize import BasicTokenizer, check_text
 from bertcourse.text.paths import bert_uncased_vocab_path
 from bertcourse.text.vocab import RESERVED_TOKENS, learn_vocabulary, load_vocabulary, save_vocabulary
+from bertcourse.text.windows import max_context_scores, max_context_windows, window_spans
 from bertcourse.text.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer
 
 __all__ = ["BasicTokenizer", "WordPieceTokenizer", "FastWordPieceTokenizer", "BertPreprocessor", "learn_vocabulary",
            "save_vocabulary", "load_vocabulary", "pack_inputs", "bert_uncased_vocab_path", "check_text",
-           "RESERVED_TOKENS", "SPECIAL_TOKENS", "TRUNCATION_STRATEGIES"]
+           "RESERVED_TOKENS", "SPECIAL_TOKENS", "TRUNCATION_STRATEGIES", "window_spans",
+           "max_context_scores", "max_context_windows"]
 
 # The in-graph parts and the module that defines each (they import TensorFlow).
 _TENSORFLOW_PARTS = {"FastWordPieceTokenizer": "bertcourse.text.fast",
