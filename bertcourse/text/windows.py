@@ -10,7 +10,7 @@ the number of tokens two consecutive windows share). Google's original ``run_squ
 >>> window_spans(3, window=4, stride=2)
 [(0, 3)]
 >>> max_context_windows(window_spans(10, window=4, stride=2), 10)
-[0, 0, 1, 1, 2, 2, 3, 3, 3, 3]
+[0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
 """
 
 from __future__ import annotations
