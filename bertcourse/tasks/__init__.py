@@ -28,7 +28,7 @@ from bertcourse.tasks.fill_mask import FillMaskPipeline, decode_tokens, masked_a
 __all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "encode_texts", "is_raw_text", "trim_padding",
            "BertClassifier", "TextClassificationPipeline", "classification_metrics", "label_map",
            "SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity",
-           "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES"]
+           "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES", "RUN_TASKS"]
 
 TASK_ALIASES = {"sentiment-analysis": "text-classification"}
 TASKS = {
@@ -37,3 +37,8 @@ TASKS = {
     "text-classification": TextClassificationPipeline,
 }
 TASKS.update({alias: TASKS[name] for alias, name in TASK_ALIASES.items()})
+# Tasks a fine-tuning run can hold: the run's kind (run.json) -> the task class that rebuilds itself from
+# the run's task.json (``from_run_settings``); bertcourse.training.run.KINDS is "pretraining" + these.
+RUN_TASKS = {
+    BertClassifier.RUN_KIND: BertClassifier,
+}

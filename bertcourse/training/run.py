@@ -37,14 +37,15 @@ from bertcourse.config import BertConfig
 from bertcourse.errors import ModelLoadError, RunDirectoryError
 from bertcourse.models import BertBackbone
 from bertcourse.models.pretraining import BertPretrainer
-from bertcourse.tasks.classification import BertClassifier
+from bertcourse.tasks import RUN_TASKS
 from bertcourse.text import BertPreprocessor, WordPieceTokenizer
 
 __all__ = ["RunDirectory", "FILES", "KINDS", "FORMAT_VERSION", "config_sha256", "atomic_write_text", "fsync_path",
            "atomic_save_weights"]
 
 FORMAT_VERSION = 1
-KINDS = ("pretraining", "classification")
+# a run kind per fine-tunable task (bertcourse.tasks.RUN_TASKS: kind -> task class)
+KINDS = ("pretraining", *RUN_TASKS)
 
 # Every file name of a run, in one place (attribute name -> file or folder name).
 FILES = {
@@ -313,7 +314,7 @@ class RunDirectory:
     def load_backbone(self, dtype=None):
         """``(BertBackbone, WordPieceTokenizer)``: the pretrained encoder of a pretraining run (or the
         fine-tuned encoder of a task run, taken from its model weights)."""
-        if self.kind == "classification":
+        if self.kind in RUN_TASKS:
             task = self.load_task(dtype=dtype)
             return task.backbone, self.tokenizer()
         self._require("config_json", "backbone_weights", "vocab")
@@ -333,26 +334,28 @@ class RunDirectory:
         return model, self.tokenizer()
 
     def load_task(self, dtype=None):
-        """The fine-tuned task model with its preprocessor (today: a ``BertClassifier``); its
-        ``predict`` takes raw strings (or pairs)."""
-        if self.kind != "classification":
+        """The fine-tuned task model of a task run, with its preprocessor: the task class registered for
+        the run's kind in :data:`bertcourse.tasks.RUN_TASKS` rebuilds itself from ``task.json``
+        (``from_run_settings``), then ``model.weights.h5`` is loaded. Its ``predict`` takes raw strings."""
+        task_class = RUN_TASKS.get(self.kind or "")
+        if task_class is None:
             raise RunDirectoryError(f"{self.path} is a {self.kind or 'no'} run, not a fine-tuned task model; "
                                     "use load_backbone() or load_pretrainer().")
         settings = self.read_json("task_config", None)
         legacy = settings is None
-        if legacy:  # written before task.json: classifier.weights.h5 + labels.json
+        if legacy:  # a classification run written before task.json: classifier.weights.h5 + labels.json
             labels = json.loads((self.path / LEGACY_FILES["labels"]).read_text(encoding="utf-8"))
             settings = {"labels": sorted(labels, key=labels.get), "dropout": 0.1, "lowercase": True}
         self._require("config_json", "vocab")
         config = self.bert_config()
+        settings = dict(settings)
         settings.setdefault("sequence_length", min(128, config.max_position_embeddings))
         backbone = BertBackbone(config, dtype=dtype)
+        extra = {"truncation": settings["truncation"]} if settings.get("truncation") else {}
         preprocessor = BertPreprocessor.from_vocab_file(self.path_of("vocab"),
                                                         lowercase=bool(settings.get("lowercase", True)),
-                                                        sequence_length=int(settings["sequence_length"]))
-        labels = list(settings["labels"])
-        model = BertClassifier(backbone, num_classes=len(labels), preprocessor=preprocessor,
-                               dropout=float(settings.get("dropout", 0.1)), labels=labels)
+                                                        sequence_length=int(settings["sequence_length"]), **extra)
+        model = task_class.from_run_settings(backbone, preprocessor, settings)
         if legacy:
             path = self.path / LEGACY_FILES["classifier_weights"]
             try:
@@ -363,4 +366,3 @@ class RunDirectory:
             self._require("model_weights")
             self._load_weights(model, "model_weights")
         return model
-
