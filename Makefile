@@ -44,6 +44,7 @@ data: $(STAMP)
 data-rebuild: $(STAMP)
 	$(BIN)/python data/build.py --force
 	$(BIN)/python data/build_bible.py --force
+	$(BIN)/python data/build_sentiment.py --force
 
 # Executes every notebook in place at $(SCALE) (default: course), writing outputs back.
 notebooks: $(STAMP)
