@@ -257,7 +257,7 @@ for sentence in PROBES:
 #
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # 1. Two short runs (one epoch each) with the same seed and data; at this size the difference is noise.
 import dataclasses
 
@@ -268,7 +268,7 @@ for name, mlm_only in (("MLM only", True), ("MLM + NSP", False)):
                      max_batches=SIZES["eval_batches"] or 20)
     print(f"{name:10s} after {short_run.max_steps} steps: held-out MLM accuracy {r['mlm_accuracy']:.1%}")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # 2.
 from collections import Counter
 

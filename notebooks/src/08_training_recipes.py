@@ -308,13 +308,13 @@ for hf, keras_side in HF_TO_KERAS.items():
 #
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # 1. The schedule counts optimizer updates, not micro-batches: micro-batch 7 is still update 1.
 opt = bert_adamw(1e-3, total_steps=100, warmup_ratio=0.1, gradient_accumulation_steps=4)
 print(f"lr at micro-batch 7 = update {7 // 4}: {float(opt.learning_rate_schedule(7)):.0e}")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # 2. LayerNorm gamma/beta and biases: small in count, but they are the ones decay would break.
 base = BertBackbone(BertConfig.preset("base"))
