@@ -40,6 +40,7 @@ data: $(STAMP)
 	$(BIN)/python data/build.py
 	$(BIN)/python data/build_bible.py
 	$(BIN)/python data/build_sentiment.py
+	$(BIN)/python data/build_squad.py
 	$(BIN)/python data/build_wnut17.py
 
 data-rebuild: $(STAMP)
