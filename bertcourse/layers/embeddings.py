@@ -34,7 +34,7 @@ def check_sequence_length(seq_len, max_position_embeddings: int) -> None:
             f"Input sequence length {int(seq_len)} is longer than the position-embedding table "
             f"(max_position_embeddings={max_position_embeddings}; 512 for BERT). BERT has no embedding "
             f"for positions past {max_position_embeddings - 1}: truncate the input, or split a long "
-            f"document into overlapping windows as in lesson 13 (long documents)."
+            f"document into overlapping windows (`bertcourse.text.window_spans`) as in lesson 13 (long documents)."
         )
 
 
