@@ -95,6 +95,9 @@ def check_wordpiece(fn: Callable[[str, Any], list[str] | None], words=WORDPIECE_
             return _fail(f"on {word!r} you returned {type(got).__name__}; return a list of pieces, or None")
         if (list(got) if got is not None else None) != want:
             wrong.append((word, got, want))
+    if wrong and all(got is None for _, got, _ in wrong) and len(wrong) > len(words) // 2:
+        return _fail(f"your function returned None for {len(wrong)} of {len(words)} words that have a split "
+                     "(not written yet?)")
     if not wrong:
         return CheckResult(True, f"same pieces as greedy_wordpiece on all {len(words)} words "
                                  f"(e.g. {words[1]!r} -> {greedy_wordpiece(words[1], vocab)})")
