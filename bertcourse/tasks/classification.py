@@ -286,10 +286,13 @@ class BertClassifier(Task):
         return cls(backbone, num_classes=num_classes, preprocessor=preprocessor,
                    dropout=float(settings.get("dropout", 0.1)), labels=labels, problem_type=problem_type)
 
-    def loss_and_metrics(self) -> dict[str, Any]:
-        """``compile`` arguments for training this head: cross-entropy on logits + accuracy, or for
-        regression mean squared error (+ mean absolute error)."""
-        if self.is_regression:
+    @staticmethod
+    def loss_and_metrics(problem_type: str = "single_label_classification") -> dict[str, Any]:
+        """``compile`` arguments for training the head: cross-entropy on logits + accuracy, or for
+        ``"regression"`` mean squared error (+ mean absolute error)."""
+        if problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}.")
+        if problem_type == "regression":
             return {"loss": keras.losses.MeanSquaredError(),
                     "metrics": [keras.metrics.MeanAbsoluteError("mae")]}
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -1,5 +1,9 @@
 """Fine-tune a ``BertClassifier`` on labelled text files (``bertcourse finetune``; lessons 08-09).
 
+Single texts or pairs (``LabelledTexts.texts_b``), classes (labels as written) or, with
+``problem_type="regression"``, a real-valued score per text or pair (labels are numbers, e.g. STS-B's
+0-5 similarity; MSE loss; Pearson/Spearman on the validation set; the best epoch by validation loss).
+
 The pieces live where they belong: the files are read by :func:`bertcourse.data.labelled.read_labelled_texts`
 (strict; labels kept as written), text becomes model inputs in the classifier's
 :class:`~bertcourse.text.BertPreprocessor`, the model, its label order and its metrics are
@@ -32,26 +36,45 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from bertcourse.data.labelled import LabelledTexts, check_training_labels
 from bertcourse.errors import DataFileError
 from bertcourse.tasks.base import as_preprocessor, encode_texts
-from bertcourse.tasks.classification import BertClassifier, classification_metrics, label_map
+from bertcourse.tasks.classification import (PROBLEM_TYPES, BertClassifier, classification_metrics, label_map,
+                                             regression_metrics)
 from bertcourse.text import save_vocabulary
 from bertcourse.training.loop import TrainConfig, train as train_loop
 from bertcourse.training.run import RunDirectory, atomic_save_weights
 from bertcourse.training.streams import shuffled_batches
 
-__all__ = ["finetune_classifier", "encode_labelled"]
+__all__ = ["finetune_classifier", "encode_labelled", "numeric_labels"]
 
 
-def encode_labelled(data: LabelledTexts, preprocessor, labels: dict[str, int]) -> tuple[dict, np.ndarray]:
-    """``(inputs, label_ids)``: :func:`bertcourse.tasks.base.encode_texts` of the texts (pairs when
-    ``data.texts_b``) and the class ids of ``data.labels`` under ``labels``."""
+def numeric_labels(data: LabelledTexts) -> np.ndarray:
+    """The labels of ``data`` as float32 scores (regression); a label that is not a number is a
+    ``DataFileError`` naming the file and the example."""
+    values = []
+    for i, label in enumerate(data.labels):
+        try:
+            value = float(label)
+        except ValueError:
+            value = float("nan")
+        if not np.isfinite(value):
+            raise DataFileError(f"{data.source or 'data'}: label {label!r} of example {i + 1} is not a finite number; "
+                                "regression needs a numeric score in the label column.")
+        values.append(value)
+    return np.asarray(values, np.float32)
+
+
+def encode_labelled(data: LabelledTexts, preprocessor, labels: dict[str, int] | None) -> tuple[dict, np.ndarray]:
+    """``(inputs, targets)``: :func:`bertcourse.tasks.base.encode_texts` of the texts (pairs when
+    ``data.texts_b``) and the class ids of ``data.labels`` under ``labels`` (``None``: regression, the
+    labels as float32 scores ``[n, 1]``)."""
     inputs = encode_texts(preprocessor, data.texts, data.texts_b)
+    if labels is None:
+        return inputs, numeric_labels(data)[:, None]
     return inputs, np.array([labels[label] for label in data.labels], "int32")
 
 
@@ -68,7 +91,8 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
                         warmup_ratio: float = 0.1, weight_decay: float = 0.01, dropout: float = 0.1,
                         bf16: bool = False, seed: int = 42, save_steps: int | None = None, resume: bool = False,
                         overwrite: bool = False, callbacks: Sequence = (), verbose: int | str = "auto",
-                        source: dict[str, Any] | None = None) -> tuple[BertClassifier, dict]:
+                        source: dict[str, Any] | None = None,
+                        problem_type: str = "single_label_classification") -> tuple[BertClassifier, dict]:
     """Fine-tune ``BertClassifier(backbone_fn(), ...)`` and write it as a ``"classification"`` run in ``out_dir``.
 
     ``backbone_fn()`` builds (or returns the already loaded) backbone; it is called after the precision
@@ -76,16 +100,26 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
     backbone. Each epoch reshuffles the training set from ``(seed, epoch)``; with ``validation`` the best
     epoch by validation accuracy is kept. ``save_steps``: a checkpoint every N batches; ``resume=True``
     continues the interrupted run in ``out_dir`` exactly (same final weights as without the interruption).
-    ``source``: what the encoder came from (recorded in the run's configuration).
+    ``source``: what the encoder came from (recorded in the run's configuration). ``problem_type="regression"``:
+    numeric labels, one output, MSE; validation metrics Pearson/Spearman; best epoch by validation loss.
 
     Writes ``run.json``, ``config.json``, ``vocab.txt``, ``task.json`` (labels, sequence length),
     ``model.weights.h5``, ``history.json``, ``metrics.json`` (and ``checkpoints/`` until the end, TensorBoard
     ``logs/``); returns ``(classifier, metrics)``.
     """
-    check_training_labels(train)
-    labels = label_map(train.labels)
-    class_names = sorted(labels, key=labels.get)
-    unknown = sorted(set(validation.labels) - set(labels)) if validation is not None else []
+    if problem_type not in PROBLEM_TYPES:
+        raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}.")
+    regression = problem_type == "regression"
+    if regression:
+        for data in (train, validation):
+            if data is not None:
+                numeric_labels(data)
+        labels, class_names = None, None
+    else:
+        check_training_labels(train)
+        labels = label_map(train.labels)
+        class_names = sorted(labels, key=labels.get)
+    unknown = sorted(set(validation.labels) - set(labels)) if validation is not None and not regression else []
     if unknown:
         raise DataFileError(f"{validation.source or 'validation data'}: labels {unknown[:5]} never occur in the "
                             f"training file (labels: {class_names}).")
@@ -109,10 +143,13 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
                          num_train_epochs=epochs, max_steps=max_steps, warmup_ratio=warmup_ratio,
                          weight_decay=weight_decay, bf16=bf16, seed=seed, steps_per_epoch=steps_per_epoch,
                          eval_strategy="epoch" if validation is not None else "no",
-                         load_best_model_at_end=validation is not None, metric_for_best_model="val_accuracy",
-                         greater_is_better=True, save_steps=save_steps, logging_dir=str(out / "logs"))
+                         load_best_model_at_end=validation is not None,
+                         metric_for_best_model="val_loss" if regression else "val_accuracy",
+                         greater_is_better=not regression, save_steps=save_steps, logging_dir=str(out / "logs"))
     task = {"task": "classification", "labels": class_names, "sequence_length": seq_len, "dropout": dropout,
-            "lowercase": lowercase, "pairs": train.texts_b is not None}
+            "lowercase": lowercase, "pairs": train.texts_b is not None, "problem_type": problem_type}
+    if regression:
+        task["num_outputs"] = 1
     run_config = {"kind": "classification", "task": task,
                   "train": {k: v for k, v in dataclasses.asdict(config).items()
                             if k not in ("output_dir", "logging_dir", "save_steps")},
@@ -128,18 +165,18 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
         if validation is not None else None
 
     def build():
-        return BertClassifier(backbone_fn(), num_classes=len(labels), preprocessor=preprocessor, dropout=dropout,
-                              labels=class_names)
+        return BertClassifier(backbone_fn(), num_classes=1 if regression else len(labels), preprocessor=preprocessor,
+                              dropout=dropout, labels=class_names, problem_type=problem_type)
 
     model, history = train_loop(build, stream, config, validation_data=valid,
-                                compile_kwargs={"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                                                "metrics": [keras.metrics.SparseCategoricalAccuracy("accuracy")]},
+                                compile_kwargs=BertClassifier.loss_and_metrics(problem_type),
                                 callbacks=callbacks, resume=resume, verbose=verbose, history_file=run.history)
     metrics: dict = {"history": history, "labels": labels, "train_examples": len(train),
-                     "steps_per_epoch": steps_per_epoch}
+                     "steps_per_epoch": steps_per_epoch, "problem_type": problem_type}
     if validation is not None:
-        predictions = model.predict(valid_x, batch_size=global_batch, verbose=0).argmax(-1)
-        metrics["validation"] = classification_metrics(valid_y, predictions, len(labels))
+        outputs = model.predict(valid_x, batch_size=global_batch, verbose=0)
+        metrics["validation"] = regression_metrics(valid_y, outputs) if regression \
+            else classification_metrics(valid_y, outputs.argmax(-1), len(labels))
     model.backbone.config.to_json(run.config_json)
     save_vocabulary(vocabulary, run.vocab)
     run.write_json("task_config", task)
