@@ -39,6 +39,7 @@ install: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python data/build.py
 	$(BIN)/python data/build_bible.py
+	$(BIN)/python data/build_bible_es.py
 	$(BIN)/python data/build_sentiment.py
 	$(BIN)/python data/build_squad.py
 	$(BIN)/python data/build_wnut17.py
