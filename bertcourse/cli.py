@@ -3,6 +3,8 @@
     bertcourse pretrain --preset mini --corpus austen --corpus moby_dick --steps 800 --out runs/mini
     bertcourse pretrain ... --out runs/mini --resume        # continue an interrupted run
     bertcourse finetune --task sentiment --train train.tsv --validation dev.tsv --init runs/mini --out runs/sst
+    bertcourse export runs/sst exports/sst                   # a SavedModel that takes raw strings
+    bertcourse serve exports/sst                             # HTTP, TF Serving's REST format, 127.0.0.1:8501
     bertcourse data verify                                   # checksums of data/
     bertcourse info                                          # versions, devices, presets
     bertcourse --debug finetune ...                          # a traceback instead of the one-line error
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -44,6 +47,8 @@ from bertcourse.data import corpora  # noqa: E402
 from bertcourse.data.labelled import read_labelled_texts  # noqa: E402
 from bertcourse.errors import BertcourseError, ModelLoadError, RunDirectoryError  # noqa: E402
 from bertcourse.layers import SequenceTooLongError  # noqa: E402
+from bertcourse.serving.export import export_task  # noqa: E402
+from bertcourse.serving.server import API_KEY_ENV, ServingConfig, check_bind, parse_model_arguments, serve  # noqa: E402
 from bertcourse.models import BertBackbone  # noqa: E402
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary  # noqa: E402
 from bertcourse.training.finetune import finetune_classifier  # noqa: E402
@@ -146,6 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, required=True)
     f.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     f.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+
+    e = sub.add_parser("export", help="a fine-tuning run -> a SavedModel that takes raw strings (tokenizer inside)")
+    e.add_argument("run", type=Path, help="a `bertcourse finetune` output directory")
+    e.add_argument("out", type=Path, help="the SavedModel folder to write")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing export in OUT")
+
+    s = sub.add_parser("serve", help="serve exported models over HTTP (TF Serving's REST format)")
+    s.add_argument("models", nargs="+", help="export folders, each PATH or NAME=PATH (name: the folder's)")
+    s.add_argument("--host", default="127.0.0.1", help="any address but loopback needs --api-key")
+    s.add_argument("--port", type=_positive_int, default=8501)
+    s.add_argument("--api-key", help=f"required from every client when set (default: ${API_KEY_ENV})")
+    s.add_argument("--max-batch-size", type=_positive_int, default=32, help="dynamic batching: instances per batch")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="dynamic batching: wait for more requests")
+    s.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    s.add_argument("--max-instances", type=_positive_int, default=256, help="instances per request")
+    s.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
+    s.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds before a request gets 504")
 
     d = sub.add_parser("data", help="the shipped corpora")
     d.add_argument("action", choices=["verify", "build", "stats"])
@@ -423,6 +445,22 @@ def _finetune(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    out = export_task(args.run, args.out, overwrite=args.overwrite)
+    print(f"SavedModel (raw strings in) in {out}; serve it with `bertcourse serve {out}`")
+    return 0
+
+
+def _serve(args) -> int:
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    check_bind(args.host, api_key)  # before any model is loaded
+    config = ServingConfig(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                           batching=not args.no_batching, max_instances=args.max_instances,
+                           max_body_bytes=args.max_body_bytes, timeout_s=args.timeout, api_key=api_key)
+    serve(parse_model_arguments(args.models), host=args.host, port=args.port, config=config)
+    return 0
+
+
 def _data(args) -> int:
     if args.action == "stats":
         for name, stats in corpora.corpus_stats().items():
@@ -460,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one ``bertcourse`` command; a user's mistake prints one line to stderr and returns 2."""
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
-    handlers = {"pretrain": _pretrain, "finetune": _finetune, "data": _data, "info": _info}
+    handlers = {"pretrain": _pretrain, "finetune": _finetune, "export": _export, "serve": _serve,
+                "data": _data, "info": _info}
     try:
         return handlers[args.command](args)
     except Exception as err:

@@ -1,0 +1,165 @@
+"""The HTTP service: TF Serving's REST contract on 127.0.0.1 (a real uvicorn server in a thread on a free
+port), every bad request gets its documented 4xx and the service keeps answering, the API-key rule, and a
+short bounded concurrent load run in which every answer carries the right label."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from bertcourse.cli import main as cli_main
+from bertcourse.serving.server import (ServingConfig, ServingError, check_bind, create_app, parse_model_arguments,
+                                       start_in_thread)
+from bertcourse.serving.export import export_task
+from bertcourse.models import BertBackbone
+from bertcourse.tasks import BertClassifier
+from bertcourse.text import BertPreprocessor, bert_uncased_vocab_path
+from serving_support import CHECK, finetune_tiny_run
+
+KEY = "test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    run = finetune_tiny_run(root)
+    assert cli_main(["export", str(run), str(root / "sentiment")]) == 0  # the command line's export
+    pre = BertPreprocessor.from_vocab_file(bert_uncased_vocab_path(), sequence_length=16)
+    pair = BertClassifier(BertBackbone("tiny", vocab_size=30522), 2, preprocessor=pre, labels=["no", "yes"])
+    export_task(pair, root / "pairs", pairs=True)
+    return {"sentiment": root / "sentiment", "pairs": root / "pairs"}
+
+
+@pytest.fixture(scope="module")
+def server(exports):
+    config = ServingConfig(max_batch_size=16, max_wait_ms=5, max_body_bytes=64 * 1024, max_instances=64,
+                           timeout_s=30)
+    app = create_app(parse_model_arguments([str(exports["sentiment"]), f"qq={exports['pairs']}"]), config)
+    with start_in_thread(app) as srv:
+        yield srv
+
+
+def test_contract_row_and_columnar_formats_status_metadata_health(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.get("/healthz").json() == {"status": "ok", "models": ["qq", "sentiment"]}
+        status = c.get("/v1/models/sentiment").json()
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        meta = c.get("/v1/models/sentiment/metadata").json()
+        assert meta["metadata"]["serving"]["labels"] == ["neg", "pos"]
+        texts = [t for t, _ in CHECK]
+        rows = c.post("/v1/models/sentiment:predict", json={"instances": texts})
+        assert rows.status_code == 200, rows.text
+        predictions = rows.json()["predictions"]
+        assert [p["label"] for p in predictions] == [label for _, label in CHECK]
+        assert all(abs(sum(p["probabilities"]) - 1) < 1e-5 and len(p["logits"]) == 2 for p in predictions)
+        cols = c.post("/v1/models/sentiment/versions/1:predict", json={"inputs": texts,
+                                                                       "signature_name": "serving_default"})
+        assert cols.json()["outputs"]["label"] == [p["label"] for p in predictions]
+        assert cols.json()["outputs"]["probabilities"] == [p["probabilities"] for p in predictions]
+        pair = c.post("/v1/models/qq:predict", json={"instances": [{"text": "a", "text_pair": "b"},
+                                                                    {"text": "c", "text_pair": "d"}]})
+        assert pair.status_code == 200 and len(pair.json()["predictions"]) == 2
+        pair_cols = c.post("/v1/models/qq:predict", json={"inputs": {"text": ["a", "c"], "text_pair": ["b", "d"]}})
+        assert pair_cols.json()["outputs"]["label_id"] == [p["label_id"] for p in pair.json()["predictions"]]
+
+
+BAD = [  # (what, request kwargs, status, words in the error)
+    ("malformed JSON", {"content": b'{"instances": ["a",'}, 400, "not valid JSON"),
+    ("not an object", {"json": ["a"]}, 400, "JSON object"),
+    ("neither field", {"json": {"texts": ["a"]}}, 400, "Unknown field"),
+    ("both fields", {"json": {"instances": ["a"], "inputs": ["a"]}}, 400, "exactly one"),
+    ("instances not a list", {"json": {"instances": "a text"}}, 400, "must be a list"),
+    ("a number for a text", {"json": {"instances": ["ok", 3]}}, 400, "instances[1] must be a string"),
+    ("a null text", {"json": {"inputs": [None]}}, 400, "must be a string"),
+    ("empty instances", {"json": {"instances": []}}, 400, "empty"),
+    ("empty inputs", {"json": {"inputs": []}}, 400, "empty"),
+    ("wrong signature", {"json": {"instances": ["a"], "signature_name": "predict"}}, 400, "signature_name"),
+    ("too many instances", {"json": {"instances": ["a"] * 10_000}}, 413, "limit is 64"),
+    ("10 MB body", {"content": b'{"instances": ["' + b"a" * 10_000_000 + b'"]}'}, 413, "limit"),
+    ("a very long text", {"json": {"instances": ["a" * 30_000]}}, 413, "characters"),
+]
+
+
+@pytest.mark.parametrize("what,kwargs,status,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_requests_get_their_4xx_and_the_service_keeps_answering(server, what, kwargs, status, words):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        r = c.post("/v1/models/sentiment:predict", headers={"content-type": "application/json"}, **kwargs)
+        assert r.status_code == status, r.text
+        assert words in r.json()["error"]
+        ok = c.post("/v1/models/sentiment:predict", json={"instances": [CHECK[0][0]]})
+        assert ok.status_code == 200 and ok.json()["predictions"][0]["label"] == CHECK[0][1]
+
+
+def test_unknown_model_path_method_and_pair_shape_errors(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post("/v1/models/nope:predict", json={"instances": ["a"]})
+        assert r.status_code == 404 and "Unknown model 'nope'" in r.json()["error"]
+        assert c.get("/v1/models/nope").status_code == 404
+        assert c.get("/v1/models/sentiment/versions/2").status_code == 404
+        assert c.get("/nowhere").status_code == 404 and "error" in c.get("/nowhere").json()
+        assert c.get("/v1/models/sentiment:predict").status_code == 405
+        r = c.post("/v1/models/qq:predict", json={"instances": ["only one text"]})
+        assert r.status_code == 400 and "text_pair" in r.json()["error"]
+        r = c.post("/v1/models/qq:predict", json={"inputs": {"text": ["a", "b"], "text_pair": ["c"]}})
+        assert r.status_code == 400 and "differ in length" in r.json()["error"]
+        assert c.get("/healthz").status_code == 200
+
+
+def test_api_key_rule(exports):
+    with pytest.raises(ServingError, match="needs an API key"):
+        check_bind("0.0.0.0", None)
+    assert check_bind("0.0.0.0", KEY) == "0.0.0.0"
+    with pytest.raises(ServingError, match="at least 8"):
+        ServingConfig(api_key="short")
+    with pytest.raises(ServingError, match="needs an API key"):
+        start_in_thread(create_app({}, ServingConfig()), host="0.0.0.0")
+    assert cli_main(["serve", str(exports["sentiment"]), "--host", "0.0.0.0"]) == 2  # refused before loading
+    app = create_app({"sentiment": exports["sentiment"]}, ServingConfig(api_key=KEY))
+    with start_in_thread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        body = {"instances": [CHECK[1][0]]}
+        for headers in ({}, {"Authorization": "Bearer wrong-key-123"}, {"X-API-Key": KEY[:-1]}):
+            r = c.post("/v1/models/sentiment:predict", json=body, headers=headers)
+            assert r.status_code == 401 and "API key" in r.json()["error"]
+        assert c.get("/healthz").status_code == 401
+        for headers in ({"Authorization": f"Bearer {KEY}"}, {"X-API-Key": KEY}):
+            r = c.post("/v1/models/sentiment:predict", json=body, headers=headers)
+            assert r.status_code == 200 and r.json()["predictions"][0]["label"] == CHECK[1][1]
+
+
+def test_bounded_concurrent_load_every_answer_right_and_batched(server):
+    clients, per_client = 16, 4
+
+    async def client(http, i):
+        labels = []
+        for j in range(per_client):
+            text, label = CHECK[(i + j) % len(CHECK)]
+            r = await http.post(f"{server.url}/v1/models/sentiment:predict", json={"instances": [text]})
+            assert r.status_code == 200, r.text
+            labels.append((r.json()["predictions"][0]["label"], label))
+        return labels
+
+    async def run():
+        async with httpx.AsyncClient(timeout=60) as http:
+            before = (await http.get(f"{server.url}/v1/stats")).json()["models"]["sentiment"]
+            results = await asyncio.gather(*(client(http, i) for i in range(clients)))
+            after = (await http.get(f"{server.url}/v1/stats")).json()["models"]["sentiment"]
+            return results, before, after
+
+    results, before, after = asyncio.run(run())
+    pairs = [p for r in results for p in r]
+    assert len(pairs) == clients * per_client and all(got == want for got, want in pairs)
+    requests = after["requests"] - before["requests"]
+    batches = after["batches"] - before["batches"]
+    assert requests == clients * per_client
+    assert batches < requests and after["max_batch"] > 1, (batches, requests)  # concurrent requests were batched
+
+
+def test_parse_model_arguments_refusals():
+    with pytest.raises(ServingError, match="Two models"):
+        parse_model_arguments(["a=x", "a=y"])
+    with pytest.raises(ServingError, match="at least one"):
+        parse_model_arguments([])
+    assert json.dumps(parse_model_arguments(["/x/y/"])) == '{"y": "/x/y/"}'
