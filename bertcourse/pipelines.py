@@ -14,17 +14,21 @@ task name                   ``model=``                            output per inp
 ``"ner"``                   ``BertTokenClassifier`` with a        ``[{"entity_group", "score", "word", "start",
 (``"token-classification"``) preprocessor, or a token-            "end"}]`` (``aggregation_strategy="none"``:
                             classification run                    per piece, ``"entity"`` and ``"index"``)
+``"question-answering"``    ``BertQuestionAnswerer`` with a       ``{"score", "start", "end", "answer"}`` (``top_k``
+                            preprocessor, or a question-          > 1: a list); ``question=``, ``context=``
+                            answering run
 ==========================  ====================================  ===========================================
 
 >>> from bertcourse.pipelines import pipeline, SUPPORTED_TASKS
 >>> SUPPORTED_TASKS
-('feature-extraction', 'fill-mask', 'ner', 'sentiment-analysis', 'text-classification', 'token-classification')
+('feature-extraction', 'fill-mask', 'ner', 'question-answering', 'sentiment-analysis', 'text-classification',
+ 'token-classification')
 >>> try:
 ...     pipeline("translation", model=object())
 ... except ValueError as err:
 ...     print(err)
-Unknown task 'translation'. Supported: feature-extraction, fill-mask, ner, sentiment-analysis,
-text-classification, token-classification.
+Unknown task 'translation'. Supported: feature-extraction, fill-mask, ner, question-answering,
+sentiment-analysis, text-classification, token-classification.
 >>> fill = pipeline("fill-mask", model=pretrainer, tokenizer=tok)   # doctest: +SKIP
 >>> fill("It is a truth universally [MASK].")[0]                     # doctest: +SKIP
 {'score': 0.41, 'token': 8969, 'token_str': 'acknowledged', 'sequence': 'it is a truth universally acknowledged.'}
@@ -95,7 +99,9 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, preprocessor: 
         needs = {"fill-mask": "a BertPretrainer or a pretraining run directory",
                  "feature-extraction": f"a SentenceEncoder, a run directory or one of {sorted(AVAILABLE)}",
                  "text-classification": "a BertClassifier with a preprocessor or a fine-tuning run directory",
-                 "ner": "a BertTokenClassifier with a preprocessor or a token-classification run directory"}
+                 "ner": "a BertTokenClassifier with a preprocessor or a token-classification run directory",
+                 "question-answering": "a BertQuestionAnswerer with a preprocessor or a question-answering run "
+                                       "directory"}
         raise ModelLoadError(f"pipeline({task!r}) needs model=...: {needs[name]} (nothing is downloaded).")
     if isinstance(model, (str, os.PathLike)):
         model, tokenizer_of_run = _load(name, task, model)

@@ -5,6 +5,7 @@ decoding, its metric and its pipeline (the contract is written in :mod:`bertcour
 * ``tasks.feature_extraction``: ``SentenceEncoder`` -> ``"feature-extraction"``
 * ``tasks.fill_mask``: a ``BertPretrainer`` (``bertcourse.models``) -> ``"fill-mask"``
 * ``tasks.token_classification``: ``BertTokenClassifier`` -> ``"ner"`` (alias ``"token-classification"``)
+* ``tasks.question_answering``: ``BertQuestionAnswerer`` -> ``"question-answering"``
 
 The fill-mask core function is ``bertcourse.tasks.fill_mask.fill_mask`` (not re-exported here: the name
 would hide its module).
@@ -13,7 +14,8 @@ would hide its module).
 alias to its canonical name.
 
 >>> sorted(TASKS)
-['feature-extraction', 'fill-mask', 'ner', 'sentiment-analysis', 'text-classification', 'token-classification']
+['feature-extraction', 'fill-mask', 'ner', 'question-answering', 'sentiment-analysis', 'text-classification',
+ 'token-classification']
 >>> TASKS["sentiment-analysis"] is TASKS["text-classification"] is TextClassificationPipeline
 True
 """
@@ -27,12 +29,14 @@ from bertcourse.tasks.feature_extraction import (POOLING_MODES, FeatureExtractio
 from bertcourse.tasks.fill_mask import FillMaskPipeline, decode_tokens, masked_accuracy
 from bertcourse.tasks.token_classification import (BertTokenClassifier, TokenClassificationPipeline,
                                                    entity_metrics)
+from bertcourse.tasks.question_answering import BertQuestionAnswerer, QuestionAnsweringPipeline, squad_metrics
 
 __all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "encode_texts", "is_raw_text", "trim_padding",
            "BertClassifier", "TextClassificationPipeline", "classification_metrics", "label_map",
            "SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity",
            "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES", "RUN_TASKS",
-           "BertTokenClassifier", "TokenClassificationPipeline", "entity_metrics"]
+           "BertTokenClassifier", "TokenClassificationPipeline", "entity_metrics",
+           "BertQuestionAnswerer", "QuestionAnsweringPipeline", "squad_metrics"]
 
 TASK_ALIASES = {"sentiment-analysis": "text-classification", "token-classification": "ner"}
 TASKS = {
@@ -40,6 +44,7 @@ TASKS = {
     "feature-extraction": FeatureExtractionPipeline,
     "text-classification": TextClassificationPipeline,
     "ner": TokenClassificationPipeline,
+    "question-answering": QuestionAnsweringPipeline,
 }
 TASKS.update({alias: TASKS[name] for alias, name in TASK_ALIASES.items()})
 # Tasks a fine-tuning run can hold: the run's kind (run.json) -> the task class that rebuilds itself from
@@ -47,4 +52,5 @@ TASKS.update({alias: TASKS[name] for alias, name in TASK_ALIASES.items()})
 RUN_TASKS = {
     BertClassifier.RUN_KIND: BertClassifier,
     BertTokenClassifier.RUN_KIND: BertTokenClassifier,
+    BertQuestionAnswerer.RUN_KIND: BertQuestionAnswerer,
 }
