@@ -102,6 +102,30 @@ by_hand = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + c
 print("max |layer - by hand| < 1e-5:", bool(np.abs(by_hand - vectors[0]).max() < 1e-5))
 
 # %% [markdown]
+# The same sum as a picture, drawn from the tensors above: each panel is one `[tokens × hidden]` matrix
+# of this sentence pair (the first 48 of the `hidden` columns), and the titles are the real shapes. Segment
+# rows are the same for every token of A and for every token of B; the position panel changes row by row.
+
+# %%
+import matplotlib.pyplot as plt
+
+n_show, d_show = min(n_real, 20), 48
+panels = [("T[token_ids]", T[ids]), ("P[positions]", P[: len(ids)]), ("S[segment_ids]", S[segs]),
+          ("LayerNorm(sum)", vectors[0])]
+fig, axes = plt.subplots(1, 4, figsize=(8, 3), dpi=80, sharey=True)
+for k, (ax, (name, m)) in enumerate(zip(axes, panels)):
+    ax.imshow(m[:n_show, :d_show], cmap="RdBu_r", vmin=-np.abs(m[:n_show]).max(), vmax=np.abs(m[:n_show]).max(),
+              aspect="auto", interpolation="nearest")
+    ax.set_title(f"{name}\n{tuple(m.shape)}", fontsize=8)
+    ax.set_xlabel("hidden (first 48)", fontsize=7)
+    if k < 3:
+        ax.text(1.1, 0.5, "+" if k < 2 else "→", transform=ax.transAxes, fontsize=14, ha="center", va="center")
+axes[0].set_yticks(range(n_show))
+axes[0].set_yticklabels(tokens[:n_show], fontsize=6)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # **Same word, different vector.** Because the position row is added, a repeated word gets a different
 # input vector each time it appears. Attention can therefore tell "the" at position 3 from "the" at 9.
 
@@ -218,7 +242,7 @@ for name in PRESETS:
 # %% [markdown]
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 1: only the position row differs (token and segment rows are the same).
 ids_alone = np.array([[tokenizer.cls_id, tokenizer.token_to_id("the"), tokenizer.sep_id]])
 alone = np.asarray(embeddings(ids_alone))[0, 1]
@@ -229,7 +253,7 @@ in_ctx = np.asarray(embeddings(ids_ctx))[0, the_pos]
 print("position rows 1 vs 5 differ by", float(np.abs(P[1] - P[the_pos]).max()).__round__(4),
       "; the embedded vectors by", float(np.abs(alone - in_ctx).max()).__round__(3))
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 2: segment id 1 has no row in a 1-row table. TensorFlow's gather on CPU raises an error
 # (on GPU it silently returns zeros), which is why BERT keeps type_vocab_size=2.
 one_segment = BertEmbeddings(cfg.vocab_size, cfg.hidden_size, type_vocab_size=1)
@@ -242,7 +266,7 @@ except Exception as err:  # noqa: BLE001 - the point is to see it
     found = re.search(r"indices\[[^\]]*\] = \d+ is not in \[[^)]*\)", str(err))
     print(type(err).__name__ + ":", found.group(0) if found else str(err)[:200])
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 3: sinusoids give a smooth, fixed similarity pattern.
 pos = np.arange(512)[:, None]
 i = np.arange(384 // 2)[None, :]
