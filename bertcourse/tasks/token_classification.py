@@ -278,6 +278,9 @@ class BertTokenClassifier(Task):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         self.backbone = backbone
         self.preprocessor = as_preprocessor(preprocessor, sequence_length=128)
+        # the [CLS] pooler feeds nothing here (HF's BertForTokenClassification has none): frozen, so the
+        # optimizer does not warn that it gets no gradient; its weights stay in the files
+        backbone.pooler.trainable = False
         self.output_dropout = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy, name="token_dropout")
         self.output_dense = keras.layers.Dense(
             num_labels, kernel_initializer=keras.initializers.TruncatedNormal(stddev=backbone.config.initializer_range),
