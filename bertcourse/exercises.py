@@ -178,7 +178,8 @@ def check_attention(fn: Callable, atol: float = 1e-5) -> CheckResult:
     if err <= atol and (probs is None or float(np.abs(probs - probs_ref).max()) <= atol):
         return CheckResult(True, f"matches the package's MultiHeadSelfAttention on 2 real sentences x 4 heads "
                                  f"(max |difference| {err:.1e})")
-    return _fail(f"max |context difference| {err:.3g} (tolerance {atol:g}); {_attention_hint(q, k, v, mask, context, probs)}")
+    hint = _attention_hint(q, k, v, mask, context, probs)
+    return _fail(f"max |context difference| {err:.3g} (tolerance {atol:g}); {hint}")
 
 
 def _attention_hint(q, k, v, mask, context, probs) -> str:
@@ -237,7 +238,8 @@ def check_encoder_block(fn: Callable, atol: float = 1e-4) -> CheckResult:
         return _fail(f"output shape {got.shape}, expected {want.shape} (the block keeps [batch, seq, hidden])")
     err = float(np.abs(got - want).max())
     if err <= atol:
-        return CheckResult(True, f"matches EncoderBlock on a [2, 9, 64] batch with padding (max |difference| {err:.1e})")
+        return CheckResult(True, f"matches EncoderBlock on a [2, 9, 64] batch with padding "
+                                 f"(max |difference| {err:.1e})")
     return _fail(f"max |difference| {err:.3g} (tolerance {atol:g}); {_block_hint(block, x, mask, got)}")
 
 
