@@ -283,7 +283,7 @@ def _block_hint(block, x, mask, got) -> str:
 
 # ----------------------------------------------------------------------------- lesson 06: 80/10/10
 @functools.lru_cache(maxsize=1)
-def _masking_case(n_sentences: int = 400, seed: int = 6):
+def _masking_case(n_sentences: int = 400, seed: int = 6):  # the first chapters hold fewer
     """Real Austen sentences, tokenized and packed, with the package's own selection and random draws."""
     tokenizer = WordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path())
     special = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
@@ -315,7 +315,8 @@ def check_masking_rule(fn: Callable) -> CheckResult:
     ``selected`` (bool per position) are the tokens chosen for prediction; ``action`` (uniform in [0, 1)
     per position) decides what each becomes: below 0.8 ``[MASK]``, from 0.8 to 0.9 the position's
     ``random_tokens`` entry, otherwise the token stays. Unselected positions never change. Real inputs:
-    400 Austen sentences with the package's own selection (``mask_tokens_reference``)."""
+    the sentences of Austen's first three chapters with the package's own selection
+    (``mask_tokens_reference``)."""
     mask_id, rows = _masking_case()
     counts = {"mask": 0, "random": 0, "same": 0, "changed_unselected": 0, "wrong": 0, "selected": 0}
     first_wrong = None
