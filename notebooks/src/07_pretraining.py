@@ -216,7 +216,7 @@ print(f"(the baseline always answers {base['most_frequent_token']!r})")
 # | | this lesson (`course`) | BERT-Base (paper) | BERT-Large (paper) |
 # |---|---|---|---|
 # | layers / hidden / heads | 4 / 256 / 4 | 12 / 768 / 12 | 24 / 1024 / 16 |
-# | parameters | ~6M (8k vocab) | 110M | 340M |
+# | parameters | 5.4M with its heads (8k vocab) | 110M | 340M |
 # | corpus | 0.9M words | 3.3B words (BooksCorpus + Wikipedia) | same |
 # | batch × sequence | 32 × 128 | 256 × 128 for 90% of steps, then 256 × 512 | same |
 # | steps | 1,600 | 1,000,000 | 1,000,000 |
