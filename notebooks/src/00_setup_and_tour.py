@@ -68,6 +68,12 @@ print("pins ok; keras backend:", keras.backend.backend())
 # published models: the 24 "BERT miniatures" of Turc et al. (tiny, mini, small, medium) and the
 # original Base and Large. `num_parameters()` counts weights from shapes alone, without building
 # anything; lesson 04 builds each model and checks the count against `keras_hub`.
+#
+# Two things to know when comparing with published sizes. First, the miniatures' published counts are
+# of their *pretraining* checkpoints: the encoder **plus the MLM and NSP heads** (lesson 04 counts the
+# heads from a built model); the encoder alone is the `parameters` column. Second, bytes: a float32 weight
+# is 4 bytes, so BERT-Base's 110M parameters are about 440 MB on disk (Hugging Face's `bert-base-uncased`
+# weights file is 440 MB), not the "140 MB" that some introductions quote.
 
 # %%
 import inspect
@@ -78,12 +84,16 @@ print(inspect.getsource(BertConfig.parameter_breakdown))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-published = {"tiny": "4.4M", "mini": "11.2M", "small": "28.8M", "medium": "41.4M", "base": "110M", "large": "340M"}
-print(f"{'preset':8s} {'layers':>6s} {'hidden':>6s} {'heads':>5s} {'parameters':>12s} {'published':>10s}")
+# published: Turc et al. (2019) for the miniatures (encoder + MLM/NSP heads), Devlin et al. (2019) for Base/Large
+published = {"tiny": "4.4M", "mini": "11.3M", "small": "29.1M", "medium": "41.7M", "base": "110M", "large": "340M"}
+print(f"{'preset':8s} {'layers':>6s} {'hidden':>6s} {'heads':>5s} {'parameters':>12s} {'+ heads':>12s} "
+      f"{'published':>10s} {'float32 MB':>10s}")
 for name in PRESETS:
     cfg = BertConfig.preset(name)
-    print(f"{name:8s} {cfg.num_layers:6d} {cfg.hidden_size:6d} {cfg.num_heads:5d} "
-          f"{cfg.num_parameters():12,d} {published[name]:>10s}")
+    h = cfg.hidden_size
+    heads = (h * h + h) + 2 * h + cfg.vocab_size + (2 * h + 2)  # MLM transform + LayerNorm + bias, NSP
+    print(f"{name:8s} {cfg.num_layers:6d} {h:6d} {cfg.num_heads:5d} {cfg.num_parameters():12,d} "
+          f"{cfg.num_parameters() + heads:12,d} {published[name]:>10s} {cfg.num_parameters() * 4 / 1e6:10,.0f}")
 
 # %% [markdown]
 # Configs reject shapes that cannot work, with a message that says why:
@@ -167,14 +177,14 @@ print(len(train_docs), "training chapters,", len(heldout_docs), "held-out chapte
 #
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # 1. The embedding share falls as models grow: a 30,522-word table dominates tiny models.
 for name in PRESETS:
     b = BertConfig.preset(name).parameter_breakdown()
     print(f"{name:7s} embeddings are {b['embeddings'] / sum(b.values()):5.1%} of the parameters")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # 2. Sentences per chapter, averaged per novel.
 per_book = {}
