@@ -23,7 +23,7 @@ True
 from bertcourse.tasks.base import (Task, TaskPipeline, as_preprocessor, as_text_batch, encode_texts, is_raw_text,
                                    trim_padding)
 from bertcourse.tasks.classification import (BertClassifier, TextClassificationPipeline, classification_metrics,
-                                             label_map)
+                                             classify_long, label_map, regression_metrics)
 from bertcourse.tasks.feature_extraction import (POOLING_MODES, FeatureExtractionPipeline, SentenceEncoder,
                                                  cosine_similarity)
 from bertcourse.tasks.fill_mask import FillMaskPipeline, decode_tokens, masked_accuracy
@@ -33,6 +33,7 @@ from bertcourse.tasks.question_answering import BertQuestionAnswerer, QuestionAn
 
 __all__ = ["Task", "TaskPipeline", "as_preprocessor", "as_text_batch", "encode_texts", "is_raw_text", "trim_padding",
            "BertClassifier", "TextClassificationPipeline", "classification_metrics", "label_map",
+           "regression_metrics", "classify_long",
            "SentenceEncoder", "FeatureExtractionPipeline", "POOLING_MODES", "cosine_similarity",
            "FillMaskPipeline", "decode_tokens", "masked_accuracy", "TASKS", "TASK_ALIASES", "RUN_TASKS",
            "BertTokenClassifier", "TokenClassificationPipeline", "entity_metrics",
