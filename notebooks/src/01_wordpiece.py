@@ -9,8 +9,8 @@
 #
 # BERT never sees words. It sees ids from a fixed vocabulary of sub-words (30,522 for
 # `bert-base-uncased`): frequent words are one token (`the`, `house`), rare ones are spelled out
-# from pieces (`anti ##con ##sti ##tu ##tion ##ally`), and a piece that starts with `##` glues
-# onto the one before. Nothing is ever out of vocabulary except characters the vocabulary never
+# from pieces (section 2 shows what the real vocabulary does to *anticonstitutionally*), and a piece
+# that starts with `##` glues onto the one before. Nothing is ever out of vocabulary except characters the vocabulary never
 # saw, which become `[UNK]`.
 
 # %% tags=["parameters"]
@@ -88,6 +88,20 @@ print(bert)
 for text in ["UNwanted, running", "anticonstitutionally", "Willoughby and Elinor Dashwood", "Fußball 🎉"]:
     print(f"{text:32} {bert.tokenize(text)}")
 print(bert.encode("UNwanted, running"), "->", repr(bert.decode(bert.encode("UNwanted, running"))))
+
+# %% [markdown]
+# **A correction to a common example.** Introductions to BERT often show *anticonstitutionally* as
+# `anti ##constitution ##ally`. That is not what BERT's uncased vocabulary does, and greedy matching
+# tells why: `##constitution` is not in the vocabulary (only the word-initial `constitution` is), so after
+# `anti` the longest `##` piece that continues the word is much shorter. The real split is printed above;
+# the cell below checks the pieces the example assumes.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for piece in ["anti", "constitution", "##constitution", "##constitutional", "##con", "##sti", "##tu", "##tion",
+              "##ally"]:
+    print(f"{piece:18} in the uncased vocabulary: {piece in bert.vocab}")
+print("real split:", bert.tokenize("anticonstitutionally"))
 
 # %% [markdown]
 # ## 3. Learning a vocabulary on Austen
@@ -330,6 +344,80 @@ split = FastWordPieceTokenizer.from_vocab_file(bert_uncased_vocab_path(), split_
 print(bert.convert_ids_to_tokens(split(tf.constant(["The [MASK] sat."]))[0].numpy()))
 
 # %% [markdown]
+# ## 9. Other languages: fertility, measured
+#
+# BERT's vocabulary was learned on English. What does it do to another language? The measure is
+# *fertility*: WordPiece pieces per word (1.0 = every word one piece). The text is the same verses in
+# two languages: Genesis and John from the modern English WEB (lesson 12's verse pairs) and from the
+# Spanish Reina-Valera of 1909 (public domain, `data/bible_es_gen_john.tsv`, aligned by verse reference).
+# Same content, so any difference is the vocabulary's. We measure BERT's uncased vocabulary, vocabularies
+# learned on each language's training verses, and one *joint* vocabulary of the same size learned on
+# both, as a multilingual model (mBERT) does.
+
+# %%
+from bertcourse.data.bible import load_verse_pairs
+from bertcourse.data.corpora import data_dir
+
+es_lines = (data_dir() / "bible_es_gen_john.tsv").read_text(encoding="utf-8").splitlines()[1:]
+spanish = dict(line.split("\t") for line in es_lines)
+web = {ref: w for ref, kjv, w in load_verse_pairs(books=["Gen", "John"])}
+refs = [r for r in spanish if r in web]
+held_refs = [r for r in refs if int(r.split(" ")[1].split(":")[0]) % 10 == 0]  # every 10th chapter
+held_set = set(held_refs)
+train_refs = [r for r in refs if r not in held_set]
+texts = {"English (WEB)": ([web[r] for r in train_refs], [web[r] for r in held_refs]),
+         "Spanish (RV 1909)": ([spanish[r] for r in train_refs], [spanish[r] for r in held_refs])}
+print(f"{len(refs):,} verses in both; {len(train_refs):,} to learn vocabularies from, {len(held_refs):,} held out "
+      f"(every 10th chapter)")
+print("e.g.", held_refs[0], "|", web[held_refs[0]][:60], "|", spanish[held_refs[0]][:60])
+
+
+def fertility(tok, sentences):
+    """WordPiece pieces per word (words = the basic tokenizer's), and the share of [UNK] pieces."""
+    pieces = [p for s in sentences for p in tok.tokenize(s)]
+    words = sum(len(tok.basic.tokenize(s)) for s in sentences)
+    return len(pieces) / words, pieces.count("[UNK]") / len(pieces)
+
+
+FERTILITY_VOCAB = scale_value({"ci": 1_000, "course": 3_000, "full": 3_000})
+english_train, spanish_train = texts["English (WEB)"][0], texts["Spanish (RV 1909)"][0]
+vocabularies = {
+    "BERT uncased (English, 30,522)": bert,
+    f"learned on English verses ({FERTILITY_VOCAB:,})": WordPieceTokenizer(
+        learn_vocabulary(english_train, vocab_size=FERTILITY_VOCAB)),
+    f"learned on Spanish verses ({FERTILITY_VOCAB:,})": WordPieceTokenizer(
+        learn_vocabulary(spanish_train, vocab_size=FERTILITY_VOCAB)),
+    f"joint, English + Spanish ({FERTILITY_VOCAB:,})": WordPieceTokenizer(
+        learn_vocabulary(english_train + spanish_train, vocab_size=FERTILITY_VOCAB)),
+}
+fertility_table = {}
+print(f"\n{'vocabulary':38s} {'English':>9s} {'Spanish':>9s}   pieces per word on held-out verses")
+for name, tok in vocabularies.items():
+    fertility_table[name] = {lang: fertility(tok, held)[0] for lang, (_, held) in texts.items()}
+    print(f"{name:38s} " + " ".join(f"{v:9.2f}" for v in fertility_table[name].values()))
+sample = spanish[held_refs[0]].split()[:8]
+print("\nBERT uncased on Spanish:", bert.tokenize(" ".join(sample)))
+print("joint vocabulary       :", vocabularies[f"joint, English + Spanish ({FERTILITY_VOCAB:,})"].tokenize(" ".join(sample)))
+
+# %% [markdown]
+# How to read the table (the numbers are printed above):
+#
+# * **An English vocabulary on Spanish** cuts words into many more pieces than on English: common
+#   Spanish words (`hijos`, `generaciones`) become two or three pieces. A longer sequence for the same content means more compute, the 512-token
+#   limit reached sooner, and meaning spread over pieces the model saw rarely. (The uncased vocabulary
+#   also strips the accents: `fué` becomes `fue`.)
+# * **Each monolingual vocabulary** is cheap on its own language and expensive on the other.
+# * **The joint vocabulary** of the same size pays only a little on each language compared with the
+#   monolingual ones, because the two share many pieces (names, numbers, punctuation, Latin roots) and
+#   the rest of its entries are split between them.
+#
+# This is the trade-off of multilingual BERT (mBERT): one WordPiece vocabulary of about 120,000 entries
+# (cased) for 104 Wikipedia languages, learned after re-weighting the languages (exponentially smoothed
+# sampling) so that large languages do not take every entry. Languages with little data or a script of
+# their own still get few entries and high fertility, which costs them sequence length and accuracy;
+# larger vocabularies (XLM-R: 250,000 SentencePiece entries) are the usual remedy.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Tokenize your own name with the BERT vocabulary and with the Austen vocabulary. Which needs
@@ -340,22 +428,39 @@ print(bert.convert_ids_to_tokens(split(tf.constant(["The [MASK] sat."]))[0].nump
 #    strategy. How many tokens of each sentence survive?
 # 4. Make a vocabulary of 1,000 tokens from Moby-Dick (`sentences("moby_dick")`) and measure its
 #    tokens per word on held-out Austen. Is it worse than a 1,000-token Austen vocabulary?
+# 5. **Write WordPiece yourself.** Without scrolling up to `greedy_wordpiece`, write
+#    `my_wordpiece(word, vocab)`: cut `word` into the longest pieces of `vocab` (a set of strings), left to
+#    right, pieces after the first prefixed with `##`; return `None` when at some position no piece
+#    matches. `check_wordpiece` runs yours and the package's on BERT's uncased vocabulary and real words,
+#    and says what differs (it never raises, so you can run it on an unfinished function).
+
+# %%
+from bertcourse.exercises import check_wordpiece
+
+
+def my_wordpiece(word, vocab):
+    pieces = []
+    # your code here
+    return None
+
+
+check_wordpiece(my_wordpiece)
 
 # %% [markdown]
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 1
 for name in ["Margaret Dashwood", "Anna Kowalczyk"]:
     print(f"{name:18} bert {bert.tokenize(name)}  austen {austen.tokenize(name)}")
 # Pieces follow the frequency of letter sequences in each training corpus.
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 2: characters the vocabulary never saw (emoji, rare scripts), or words longer than 100 characters.
 for word in ["🎉", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "a" * 101]:
     print(word[:20], bert.tokenize(word))
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 3
 s1 = fast(tf.constant(["one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                        "sixteen seventeen eighteen nineteen twenty"]))
@@ -368,10 +473,28 @@ for strategy in ["round_robin", "waterfall", "longest_first"]:
     b_kept = int((segs == 1).sum()) - 1            # minus the last [SEP]
     print(f"{strategy:13} A keeps {a_kept}, B keeps {b_kept} (13 slots for 20 + 20 tokens)")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 4
 moby = WordPieceTokenizer(learn_vocabulary(sentences("moby_dick"), vocab_size=1_000, sample_size=TRADEOFF_SAMPLE))
 for name, tok in [("moby-dick", moby), ("austen", by_size[1_000])]:  # the same size from section 5
     n = sum(len(tok.tokenize(s)) for s in heldout)
     w = sum(len(tok.basic.tokenize(s)) for s in heldout)
     print(f"{name:10} {n / w:.3f} tokens per word on held-out Austen")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution 5: longest candidate first; a continuation carries "##"; no match at a position -> None.
+def my_wordpiece(word, vocab):
+    pieces, start = [], 0
+    while start < len(word):
+        for end in range(len(word), start, -1):
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                break
+        else:
+            return None
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+check_wordpiece(my_wordpiece)
