@@ -267,6 +267,94 @@ for query in ("Is a rich young man looking for a wife?", "She was too proud to a
         print(f"  {scores[j]:.2f}  {austen[j][:110]}")
 
 # %% [markdown]
+# ## 5b. The same word, different vectors
+#
+# What makes BERT's token vectors *contextual*: the vector of a word depends on its sentence. Layer 0 is
+# the embedding layer's output (token row + position row + segment row, normalised): the same word has
+# almost the same vector wherever it appears, whatever it means; only the position row differs. Each
+# layer of attention then mixes in the neighbours. Two ambiguous words, each in two senses: *bank* (of a
+# river / for money, four sentences written for this lesson) and Austen's *engaged* (to be married /
+# busy with something, six sentences from the novels). For every layer we compare the word's vectors
+# between sentences of the same sense and between sentences of different senses.
+
+# %%
+from itertools import combinations
+
+from bertcourse.data.corpora import sentences as corpus_sentences
+
+SENSES = {
+    "bank": {"river": ["They sat on the grassy bank of the river and watched the water.",
+                       "The boat drifted slowly towards the muddy bank."],
+             "money": ["She deposited her wages at the bank on Monday.",
+                       "The Bank of England raised interest rates again."]},
+    "engaged": {"to marry": ['"And you really are not engaged to him!" said she.',
+                             '"You are joking, Lizzy. This cannot be!--engaged to Mr. Darcy! No, no, you shall not '
+                             'deceive me. I know it to be impossible."',
+                             "But what could I do!--we were engaged, every thing in preparation, the day almost "
+                             "fixed--But I am talking like a fool."],
+                "busy with": ["It was a great satisfaction to Elinor that Mrs. Jennings, by being much engaged in her "
+                              "own room, could see little of what was passing.",
+                              "He was well, but so much engaged with Mr. Darcy that they scarcely ever saw him.",
+                              "The subject was continued no farther; and Marianne remained thoughtfully silent, till a "
+                              "new object suddenly engaged her attention."]},
+}
+austen_sentences = set(corpus_sentences("austen"))
+assert all(s in austen_sentences for s in sum(SENSES["engaged"].values(), [])), "the Austen sentences are real"
+
+layered, _ = load_hf_bert(path, output_hidden_states=True)
+
+
+def word_vectors(word, texts):
+    """The word's vector at every layer (0 = embeddings) in each text: [texts, layers + 1, hidden]."""
+    word_id = tokenizer.token_to_id(word)
+    out = []
+    for text in texts:
+        ids = np.array([[tokenizer.cls_id, *tokenizer.encode(text), tokenizer.sep_id]], "int32")
+        states = np.asarray(layered({"token_ids": ids, "segment_ids": np.zeros_like(ids),
+                                     "padding_mask": np.ones_like(ids)})["hidden_states"])[0]
+        out.append(states[:, list(ids[0]).index(word_id)])
+    return np.stack(out)
+
+
+def cos(u, v):
+    return float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+
+
+contextual = {}
+for word, senses in SENSES.items():
+    names = list(senses)
+    vecs = {name: word_vectors(word, texts) for name, texts in senses.items()}
+    n_layers = next(iter(vecs.values())).shape[1]
+    same = [np.mean([cos(a[l], b[l]) for name in names for a, b in combinations(vecs[name], 2)])
+            for l in range(n_layers)]
+    other = [np.mean([cos(a[l], b[l]) for a in vecs[names[0]] for b in vecs[names[1]]]) for l in range(n_layers)]
+    contextual[word] = (np.array(same), np.array(other))
+    print(f"'{word}' ({names[0]} / {names[1]}): mean cosine of its vectors")
+    for l in range(n_layers):
+        print(f"  layer {l}: same sense {same[l]:.2f}, different sense {other[l]:.2f}, gap {same[l] - other[l]:+.2f}")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), dpi=80, sharey=True)
+for ax, (word, (same, other)) in zip(axes, contextual.items()):
+    layers = np.arange(len(same))
+    ax.plot(layers, same, "o-", label="same sense")
+    ax.plot(layers, other, "s--", label="different sense")
+    ax.set_title(f"'{word}'", fontsize=9)
+    ax.set_xlabel("layer (0 = embeddings)")
+axes[0].set_ylabel("mean cosine")
+axes[0].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# At layer 0 the two senses are indistinguishable: a sense-blind, "static" vector, like a word2vec
+# embedding. With depth, the vectors of different senses drift apart faster than those of the same
+# sense: the gap printed above opens up, and in the last layer the model tells the river's bank from
+# the Bank of England, and *engaged* to be married from *engaged* with Mr. Darcy. (Cosines stay high overall: BERT's token
+# vectors share a common direction, the anisotropy lesson 12 shows; the *gap* is what carries the sense.)
+# These are a handful of sentences, so read the direction of the effect, not the second decimal.
+
+# %% [markdown]
 # ## 6. Writing the same format back
 #
 # `save_hf_bert` writes `config.json`, `model.safetensors` (kernels transposed back to `[out, in]`),
@@ -292,8 +380,11 @@ print("only skipped:", sorted(set(tensors) - set(written)))
 # * Check everything: leftover and missing tensors, shapes, and casing. Silent partial loads are the
 #   worst bugs because the model still produces numbers.
 # * Our encoder reproduces the reference implementation to float32 round-off on real text.
-# * Trained heads specialise (previous/next token, `[SEP]` as a no-op, coreference-like heads); mean
+# * Trained heads specialise (previous/next token, coreference-like heads, and "no-op" heads that park
+#   their attention on a special token: `[CLS]` in this distilled model, `[SEP]` in BERT-Base); mean
 #   pooling + normalisation turns the token vectors into useful sentence vectors.
+# * Token vectors are contextual: the same word's vector depends on its sentence, more so in the upper
+#   layers (section 5b); layer 0 is a static, sense-blind embedding.
 #
 # ## Exercises
 #
@@ -307,20 +398,20 @@ print("only skipped:", sorted(set(tensors) - set(written)))
 # %% [markdown]
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 1: raw [CLS] vectors of this model are all alike ("anisotropic"): every cosine is high.
 cls_encoder = load_sentence_encoder("all-MiniLM-L6-v2", pooling="cls")
 ca, cb = cls_encoder.encode([p[0] for p in pairs]), cls_encoder.encode([p[1] for p in pairs])
 print("mean pooling:", np.round((a * b).sum(1), 2))
 print("raw [CLS]:   ", np.round((ca * cb).sum(1), 2))
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 2: this distilled model parks far less attention on [SEP] than BERT-Base does (Clark et al.
 # report up to half of it in the middle layers); its no-op heads prefer [CLS] and the token itself.
 print("mean attention to [SEP] by layer:", np.round(to_sep.mean(1), 2))
 print("mean attention to [CLS] by layer:", np.round(to_cls.mean(1), 2))
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 3
 import shutil
 import tempfile
