@@ -3,6 +3,10 @@ REST format, TFLite.
 
 * :mod:`bertcourse.serving.export` -- :func:`export_task`: a fine-tuned task -> a SavedModel with the
   tokenizer in the graph (``bertcourse export RUN OUT``).
+* :mod:`bertcourse.serving.server` -- ``bertcourse serve OUT...``: FastAPI + uvicorn, TF Serving's REST
+  format, dynamic batching, limits, an API key off loopback.
+* :mod:`bertcourse.serving.tflite` -- :func:`~bertcourse.serving.tflite.convert_classifier`: a ``.tflite``
+  with the tokenizer in the graph (tensorflow-text's TFLite kernels), float32 or dynamic-range quantised.
 
 >>> from bertcourse.serving import SERVING_METADATA, export_task
 >>> SERVING_METADATA, callable(export_task)

@@ -57,7 +57,7 @@ from bertcourse.tasks.base import Task
 from bertcourse.tasks.classification import BertClassifier
 from bertcourse.training.run import RunDirectory
 
-__all__ = ["export_task", "read_serving_metadata", "SERVING_METADATA", "VOCAB_ASSET", "PAD_TO_MULTIPLE_OF"]
+__all__ = ["export_task", "read_serving_metadata", "load_task_model", "SERVING_METADATA", "VOCAB_ASSET", "PAD_TO_MULTIPLE_OF"]
 
 SERVING_METADATA = "serving.json"
 VOCAB_ASSET = "vocab.txt"
@@ -65,8 +65,9 @@ PAD_TO_MULTIPLE_OF = 8
 FORMAT_VERSION = 1
 
 
-def _load(model_or_run_dir: Any) -> tuple[Task, dict]:
-    """The task model and the run's ``task.json`` settings (empty for a model passed in)."""
+def load_task_model(model_or_run_dir: Any) -> tuple[Task, dict]:
+    """``(task model, the run's task.json settings)`` from a task model (settings ``{}``) or a fine-tuning
+    run directory; one line (``RunDirectoryError``) for a folder that holds no fine-tuned task."""
     if isinstance(model_or_run_dir, Task):
         return model_or_run_dir, {}
     if not isinstance(model_or_run_dir, (str, os.PathLike)):
@@ -173,7 +174,7 @@ def export_task(model_or_run_dir: Any, out_dir: str | os.PathLike, pairs: bool |
     The SavedModel is written to a temporary folder next to ``out_dir`` and renamed into place, so a
     crash never leaves half an export. Returns ``Path(out_dir)``.
     """
-    model, settings = _load(model_or_run_dir)
+    model, settings = load_task_model(model_or_run_dir)
     if not isinstance(model, BertClassifier):
         raise ModelInputError(f"Export supports text classification today; got a {type(model).__name__}.")
     model._require_preprocessor()
