@@ -670,20 +670,34 @@ def most_frequent_tag_baseline(train: ConllData, sentences: Sequence[Sequence[st
 
 
 def gazetteer_baseline(train: ConllData, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-    """A rule: the entities of ``train`` form a gazetteer (word sequence -> its most frequent type), matched
-    longest first, case-insensitively, on capitalised words only (the first word of a gazetteer match must
-    start with a capital letter or ``@``/``#``); everything else is ``O``.
+    """A capitalisation + gazetteer rule, no learning beyond counting ``train``:
 
-    >>> train = ConllData([["I", "love", "New", "York"]], [["O", "O", "B-location", "I-location"]])
-    >>> gazetteer_baseline(train, [["new", "york", "and", "New", "York"]])
-    [['O', 'O', 'O', 'B-location', 'I-location']]
+    1. gazetteer: every entity of ``train`` (its words, lower-cased -> its most frequent type), matched longest
+       first where the first word is capitalised or starts with ``@``/``#``;
+    2. capitals: elsewhere, a run of Title-case words (not the sentence's first word, not ALL CAPS, never seen
+       capitalised outside an entity in ``train``) is one entity of ``train``'s most frequent type.
+
+    >>> train = ConllData([["I", "love", "New", "York"], ["Hi", "Bob"], ["Hi", "Sue"]],
+    ...                   [["O", "O", "B-location", "I-location"], ["O", "B-person"], ["O", "B-person"]])
+    >>> gazetteer_baseline(train, [["Hi", "new", "york", "and", "New", "York", "says", "Ann", "Lee"]])
+    [['O', 'O', 'O', 'O', 'B-location', 'I-location', 'O', 'B-person', 'I-person']]
     """
     types: dict[tuple[str, ...], collections.Counter] = collections.defaultdict(collections.Counter)
+    all_types: collections.Counter = collections.Counter()
+    capitalised_outside: set[str] = set()
     for words, tags in zip(train.sentences, train.tags):
         for kind, start, end in entity_chunks(tags):
             types[tuple(w.lower() for w in words[start:end])][kind] += 1
+            all_types[kind] += 1
+        capitalised_outside.update(w.lower() for w, t in zip(words, tags) if t == "O" and w[:1].isupper())
     gazetteer = {k: c.most_common(1)[0][0] for k, c in types.items()}
+    default = all_types.most_common(1)[0][0] if all_types else "O"
     longest = max((len(k) for k in gazetteer), default=0)
+
+    def title_case(words: Sequence[str], j: int) -> bool:
+        w = words[j]
+        return j > 0 and w[:1].isupper() and not w.isupper() and w.lower() not in capitalised_outside
+
     out = []
     for words in sentences:
         tags, i = ["O"] * len(words), 0
@@ -691,16 +705,19 @@ def gazetteer_baseline(train: ConllData, sentences: Sequence[Sequence[str]]) -> 
         while i < len(words):
             match = 0
             if words[i][:1].isupper() or words[i][:1] in "@#":
-                for n in range(min(longest, len(words) - i), 0, -1):
-                    if tuple(lowered[i:i + n]) in gazetteer:
-                        match = n
-                        break
+                match = next((n for n in range(min(longest, len(words) - i), 0, -1)
+                              if tuple(lowered[i:i + n]) in gazetteer), 0)
             if match:
                 kind = gazetteer[tuple(lowered[i:i + match])]
-                tags[i:i + match] = ["B-" + kind] + ["I-" + kind] * (match - 1)
-                i += match
+            elif default != "O" and title_case(words, i):
+                kind, match = default, 1
+                while i + match < len(words) and title_case(words, i + match):
+                    match += 1
             else:
                 i += 1
+                continue
+            tags[i:i + match] = ["B-" + kind] + ["I-" + kind] * (match - 1)
+            i += match
         out.append(tags)
     return out
 

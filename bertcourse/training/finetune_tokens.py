@@ -50,13 +50,20 @@ from bertcourse.training.loop import TrainConfig, train as train_loop
 from bertcourse.training.run import RunDirectory, atomic_save_weights
 from bertcourse.training.streams import shuffled_batches
 
-__all__ = ["finetune_token_classifier", "token_loss"]
+__all__ = ["finetune_token_classifier", "token_loss", "trim_batch"]
 
 
 def token_loss() -> keras.losses.Loss:
     """Cross-entropy over the labelled pieces only: ``-100`` pieces are left out, and the mean is over the
     labelled pieces (``ignore_class``), as Hugging Face's ``BertForTokenClassification`` loss."""
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_INDEX)
+
+
+def trim_batch(inputs: dict, labels: tf.Tensor) -> tuple[dict, tf.Tensor]:
+    """Cut a padded batch to its longest row (in the graph: tweets are short, the padding is most of a
+    fixed-length batch); the model sees ``[batch, None]`` shapes, so it is traced once."""
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(inputs["padding_mask"], tf.int32), axis=1))
+    return {k: v[:, :longest] for k, v in inputs.items()}, labels[:, :longest]
 
 
 def _fingerprint(data: ConllData) -> str:
@@ -100,7 +107,7 @@ def finetune_token_classifier(backbone_fn, tokenizer, train: ConllData, out_dir:
         valid_x, valid_y, _ = encode_tagged(preprocessor, validation.sentences, validation.tags, labels, seq_len)
     global_batch = batch_size * tf.distribute.get_strategy().num_replicas_in_sync
     if validation is not None:
-        valid = tf.data.Dataset.from_tensor_slices((valid_x, valid_y)).batch(global_batch)
+        valid = tf.data.Dataset.from_tensor_slices((valid_x, valid_y)).batch(global_batch).map(trim_batch)
     steps_per_epoch = max(1, len(train) // global_batch)
     if max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, max_steps)
@@ -123,7 +130,7 @@ def finetune_token_classifier(backbone_fn, tokenizer, train: ConllData, out_dir:
                   "source": source or {}}
     run = RunDirectory.create(out, BertTokenClassifier.RUN_KIND, run_config, overwrite=overwrite, resume=resume)
     stream = lambda start_step: shuffled_batches(train_x, train_y, batch_size=global_batch,  # noqa: E731
-                                                 seed=seed, start_step=start_step)
+                                                 seed=seed, start_step=start_step).map(trim_batch)
 
     def build():
         return BertTokenClassifier(backbone_fn(), labels=labels, preprocessor=preprocessor, dropout=dropout)
