@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""Extractive QA on held-out SQuAD dev articles: fine-tuned MiniLM vs a lexical baseline, the Hugging Face
+twin on the fine-tuned weights, and pipeline speed (issue 17).
+
+    nice -n 5 .venv/bin/python bench/qa.py                    # the 2-core CPU size (about 20-25 min)
+    .venv/bin/python bench/qa.py --train-questions 0 --eval-questions 0 --seeds 3 --epochs 2   # all of it (GPU)
+
+1. Data: the shipped SQuAD v1.1 dev file split by article (``bertcourse.data.squad.HELD_OUT_TITLES``): the
+   model trains on a seeded sample of the 36 training articles' questions and is scored on a seeded sample of
+   the 12 held-out articles' questions (0 = all). Numbers are "held-out SQuAD dev articles", never a SQuAD
+   dev score.
+2. Quality: all-MiniLM-L6-v2 (``bertcourse.pretrained``) + ``BertQuestionAnswerer``, fine-tuned with
+   ``finetune_question_answerer`` (the one engine) once per seed; the official EM/F1 next to
+   ``lexical_baseline`` (sliding-window word overlap).
+3. Twin: the first seed's model written as ``BertForQuestionAnswering`` (``save_hf_question_answerer``), run
+   by ``transformers.QuestionAnsweringPipeline`` (torch, CPU, float32) with the same ``max_seq_len``,
+   ``doc_stride``, ``max_answer_len``, ``top_k``: same answer text and offsets, score difference; every
+   difference is listed.
+4. Speed: questions/s of ``pipeline("question-answering")`` and of the HF pipeline on the same weights and
+   questions, interleaved (one pass of each in turn, best pass kept), float32 and bfloat16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bertcourse.convert import load_hf_bert
+from bertcourse.data.squad import read_squad, split_articles, squad_path
+from bertcourse.models import BertBackbone
+from bertcourse.pretrained import model_path
+from bertcourse.tasks.question_answering import (BertQuestionAnswerer, QuestionAnsweringPipeline, lexical_baseline,
+                                                 save_hf_question_answerer, squad_metrics)
+from bertcourse.training.finetune_qa import finetune_question_answerer
+from bertcourse.training.loop import set_precision
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def sample(items: list, n: int, seed: int) -> list:
+    if n <= 0 or n >= len(items):
+        return list(items)
+    return random.Random(seed).sample(items, n)
+
+
+def hf_pipeline(path: Path, bf16: bool = False):
+    import torch  # lazy: the twin is optional (parity extra)
+    import transformers  # lazy: the twin is optional (parity extra)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    model = transformers.BertForQuestionAnswering.from_pretrained(str(path)).eval()
+    if bf16:
+        model = model.to(torch.bfloat16)
+    tokenizer = transformers.BertTokenizerFast.from_pretrained(str(path))
+    return transformers.QuestionAnsweringPipeline(model=model, tokenizer=tokenizer, framework="pt", device=-1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-questions", type=int, default=400, help="0: all 8,181")
+    parser.add_argument("--eval-questions", type=int, default=300, help="0: all 2,389 held-out questions")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--seq-len", type=int, default=192)
+    parser.add_argument("--doc-stride", type=int, default=64)
+    parser.add_argument("--max-answer-len", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--twin-questions", type=int, default=100)
+    parser.add_argument("--speed-questions", type=int, default=32)
+    parser.add_argument("--speed-rounds", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench-qa"))
+    parser.add_argument("--json", help="write every number here")
+    args = parser.parse_args(argv)
+    t_start, load_start = time.time(), load_average()
+    print(f"start: load average {load_start:.1f} ({os.cpu_count()} cores)", flush=True)
+    report: dict = {"args": vars(args), "load_start": load_start}
+
+    data = read_squad(squad_path("dev-v1.1.json"))
+    train_articles, held_articles = split_articles(data)
+    held = sample(held_articles.examples(), args.eval_questions, seed=0)
+    print(f"held-out SQuAD dev articles: {len(held)} questions of {len(held_articles.examples())}", flush=True)
+
+    # ---- the lexical baseline
+    t = time.time()
+    baseline = {}
+    for ex in held:
+        s, e = lexical_baseline(ex.question, ex.context)
+        baseline[ex.id] = ex.context[s:e]
+    report["baseline"] = squad_metrics(baseline, held)
+    print(f"lexical baseline: EM {report['baseline']['exact_match']:.1f} F1 {report['baseline']['f1']:.1f} "
+          f"({time.time() - t:.0f} s)", flush=True)
+
+    # ---- fine-tuned MiniLM, per seed
+    runs = []
+    first_model = None
+    for seed in range(args.seeds):
+        train = sample(train_articles.examples(), args.train_questions, seed=100 + seed)
+        t = time.time()
+        model, metrics = finetune_question_answerer(
+            lambda: load_hf_bert(model_path())[0], load_hf_bert(model_path())[1], train, f"{args.out}/seed{seed}",
+            seq_len=args.seq_len, doc_stride=args.doc_stride, max_answer_len=args.max_answer_len,
+            batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.learning_rate, seed=seed,
+            overwrite=True, verbose=2, source={"model": "all-MiniLM-L6-v2"})
+        train_s = time.time() - t
+        t = time.time()
+        predictions, _ = model.predict_answers(held, batch_size=32)
+        scores = squad_metrics(predictions, held)
+        runs.append({"seed": seed, "train_questions": len(train), "train_windows": metrics["train_windows"],
+                     "train_s": train_s, "eval_s": time.time() - t, **scores})
+        print(f"seed {seed}: {len(train)} questions ({metrics['train_windows']} windows) trained in {train_s:.0f} s; "
+              f"EM {scores['exact_match']:.1f} F1 {scores['f1']:.1f} (eval {time.time() - t:.0f} s)", flush=True)
+        if first_model is None:
+            first_model = model
+    report["runs"] = runs
+    f1s = [r["f1"] for r in runs]
+    ems = [r["exact_match"] for r in runs]
+    report["f1_mean"], report["em_mean"] = statistics.mean(f1s), statistics.mean(ems)
+    report["f1_std"] = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
+    report["em_std"] = statistics.stdev(ems) if len(ems) > 1 else 0.0
+
+    # ---- the twin
+    model = first_model
+    hf_dir = save_hf_question_answerer(model, Path(args.out) / "hf")
+    hf = hf_pipeline(hf_dir)
+    ours = QuestionAnsweringPipeline(model)
+    twin = held[:args.twin_questions]
+    options = {"top_k": 1, "max_answer_len": args.max_answer_len}
+    mine = ours(question=[e.question for e in twin], context=[e.context for e in twin], **options)
+    differences, max_score_diff = [], 0.0
+    for ex, a in zip(twin, mine):
+        b = hf(question=ex.question, context=ex.context, max_seq_len=args.seq_len, doc_stride=args.doc_stride,
+               **options)
+        if (a["answer"], a["start"], a["end"]) != (b["answer"], b["start"], b["end"]):
+            differences.append({"id": ex.id, "ours": a, "hf": b})
+        else:
+            max_score_diff = max(max_score_diff, abs(a["score"] - b["score"]))
+    report["twin"] = {"questions": len(twin), "same": len(twin) - len(differences), "max_score_diff": max_score_diff,
+                      "differences": differences}
+    print(f"twin: {len(twin) - len(differences)}/{len(twin)} same answer and offsets; max score difference "
+          f"{max_score_diff:.2e}", flush=True)
+    for d in differences:
+        print("  differs:", json.dumps(d), flush=True)
+
+    # ---- speed, interleaved
+    speed_q = held[:args.speed_questions]
+    qs, cs = [e.question for e in speed_q], [e.context for e in speed_q]
+    speed = {}
+    for precision in ("float32", "bfloat16"):
+        if precision == "bfloat16":
+            set_precision("mixed_bfloat16")
+            bf = BertQuestionAnswerer(BertBackbone(model.backbone.config, dtype="mixed_bfloat16"),
+                                      preprocessor=model.preprocessor, doc_stride=model.doc_stride,
+                                      max_answer_len=model.max_answer_len)
+            bf.set_weights(model.get_weights())
+            pipe_ours, pipe_hf = QuestionAnsweringPipeline(bf), hf_pipeline(hf_dir, bf16=True)
+        else:
+            pipe_ours, pipe_hf = ours, hf
+        pipe_ours(question=qs[:4], context=cs[:4], **options)    # warm-up (traces)
+        pipe_hf(question=qs[0], context=cs[0], max_seq_len=args.seq_len, doc_stride=args.doc_stride, **options)
+        best = {"ours": float("inf"), "hf": float("inf")}
+        for _ in range(args.speed_rounds):
+            t = time.perf_counter()
+            pipe_ours(question=qs, context=cs, **options)
+            best["ours"] = min(best["ours"], time.perf_counter() - t)
+            t = time.perf_counter()
+            for q, c in zip(qs, cs):
+                pipe_hf(question=q, context=c, max_seq_len=args.seq_len, doc_stride=args.doc_stride, **options)
+            best["hf"] = min(best["hf"], time.perf_counter() - t)
+        speed[precision] = {"ours_qps": len(qs) / best["ours"], "hf_qps": len(qs) / best["hf"],
+                            "ratio": best["hf"] / best["ours"]}
+        print(f"speed {precision}: ours {speed[precision]['ours_qps']:.1f} q/s, HF {speed[precision]['hf_qps']:.1f} "
+              f"q/s, ratio {speed[precision]['ratio']:.2f}x", flush=True)
+    set_precision("float32")
+    report["speed"] = speed
+    report["load_end"] = load_average()
+    report["total_s"] = time.time() - t_start
+
+    # ---- the table
+    b = report["baseline"]
+    print("\n| system (held-out SQuAD dev articles) | EM | F1 |\n|---|---:|---:|")
+    print(f"| lexical baseline (sliding-window overlap) | {b['exact_match']:.1f} | {b['f1']:.1f} |")
+    for r in runs:
+        print(f"| MiniLM-L6 fine-tuned, seed {r['seed']} | {r['exact_match']:.1f} | {r['f1']:.1f} |")
+    print(f"| MiniLM-L6 mean +/- std over {len(runs)} seed(s) | {report['em_mean']:.1f} +/- {report['em_std']:.1f} | "
+          f"{report['f1_mean']:.1f} +/- {report['f1_std']:.1f} |")
+    print(f"\nF1 / baseline F1: {report['f1_mean'] / max(b['f1'], 1e-9):.2f}x")
+    print(f"end: load average {report['load_end']:.1f}; total {report['total_s'] / 60:.1f} min", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
