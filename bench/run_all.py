@@ -12,7 +12,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != "run_all.py")
+    # *_app.py: servers that a benchmark starts itself (bench/serving_twin_app.py), not benchmarks
+    scripts = sorted(p for p in HERE.glob("*.py") if p.name != "run_all.py" and not p.name.endswith("_app.py"))
     failed = []
     for script in scripts:
         print(f"\n=== {script.name} ===", flush=True)

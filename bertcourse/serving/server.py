@@ -391,7 +391,6 @@ def create_app(models: dict[str, str | os.PathLike] | dict[str, ServedModel],
     def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-    @app.middleware("http")
     async def authenticate(request: Request, call_next):
         if config.api_key is not None:
             given = request.headers.get("x-api-key")
@@ -402,6 +401,9 @@ def create_app(models: dict[str, str | os.PathLike] | dict[str, ServedModel],
                 return error(401, "Missing or wrong API key: send 'Authorization: Bearer KEY'.",
                              {"WWW-Authenticate": "Bearer"})
         return await call_next(request)
+
+    if config.api_key is not None:  # no middleware at all without a key: it costs time on every request
+        app.middleware("http")(authenticate)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

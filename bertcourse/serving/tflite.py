@@ -177,6 +177,7 @@ class TFLiteClassifier:
         self._inputs = {d["name"].split(":")[0]: d for d in self.interpreter.get_input_details()}
         self._outputs = self.interpreter.get_output_details()
         self._names = self._output_names()
+        self._shapes: dict | None = None
 
     def _output_names(self) -> list[str]:
         # a frozen function's outputs are Identity, Identity_1... in the order of its sorted dict keys
@@ -199,10 +200,13 @@ class TFLiteClassifier:
         if missing:
             raise ModelInputError(f"This TFLite model takes {self.input_names}, got {sorted(arrays)}.")
         interp = self.interpreter
-        for key, value in arrays.items():
-            detail = self._inputs[_input_key(key, self._inputs)]
-            interp.resize_tensor_input(detail["index"], value.shape)
-        interp.allocate_tensors()
+        shapes = {k: v.shape for k, v in arrays.items()}
+        if shapes != self._shapes:  # re-plan memory only when the batch shape changes
+            for key, value in arrays.items():
+                detail = self._inputs[_input_key(key, self._inputs)]
+                interp.resize_tensor_input(detail["index"], value.shape)
+            interp.allocate_tensors()
+            self._shapes = shapes
         for key, value in arrays.items():
             interp.set_tensor(self._inputs[_input_key(key, self._inputs)]["index"], value)
         interp.invoke()

