@@ -43,7 +43,8 @@ def test_train_file_tab_only_lines_end_sentences():
 def test_conll2003_four_columns_pick_the_tag_column(tmp_path):
     path = tmp_path / "eng.train"
     path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n"
-                    "\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n\n-DOCSTART- -X- -X- O\n\nBRUSSELS NNP B-NP B-LOC\n",
+                    "\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n\n-DOCSTART- -X- -X- O\n\n"
+                    "BRUSSELS NNP B-NP B-LOC\n",
                     encoding="utf-8")
     data = read_conll(path)
     assert data.sentences == [["EU", "rejects", "German"], ["Peter", "Blackburn"], ["BRUSSELS"]]

@@ -217,7 +217,8 @@ def test_twin_transformers_pipeline(tmp_path, wnut, model):
         warnings.simplefilter("ignore")
         transformers.logging.set_verbosity_error()
         hf = transformers.pipeline("ner", model=str(path), framework="pt", device=-1)
-    texts = wnut["test"].texts()[:150] + [t for t in wnut["dev"].texts() if "\ufe0f" in t or "\u200b" in t][:4] + [
+    odd = [t for t in wnut["dev"].texts() if "\ufe0f" in t or "\u200b" in t][:4]  # invisible characters
+    texts = wnut["test"].texts()[:150] + odd + [
         "Café ñandú in Zürich , Ångström 's déjà vu", "☃ snowman ⌘ and 漢字 here !", "don't stop @jane_austen #Bath"]
     ours = {s: TokenClassificationPipeline(model, aggregation_strategy=s)(texts) for s in AGGREGATION_STRATEGIES}
     forwards = []
