@@ -12,7 +12,14 @@
 # * **Next-sentence prediction (NSP).** Pack two segments `[CLS] A [SEP] B [SEP]`. Half the time B is the
 #   text that really follows A (IsNext); half the time it comes from another document (NotNext).
 #
-# The loss of lesson 07 is the sum: L = L_MLM + L_NSP.
+# The loss of lesson 07 is the sum: L = L_MLM + L_NSP, each a cross-entropy against the true answer:
+# L_MLM averages -log P(original token) over the masked positions, and L_NSP averages -log P(label) over
+# the pairs, that is -log P(IsNext) for an IsNext pair and **-log P(NotNext) for a NotNext pair** (a
+# formula written as -log P(IsNext) for every pair would reward calling everything IsNext).
+#
+# Where the two losses are computed, drawn with the shapes of a real `mini` pretrainer (read from its
+# weights): the MLM head only looks at the (at most 20) masked positions and scores every vocabulary entry
+# with the token-embedding matrix itself (tied weights); the NSP head reads the pooled `[CLS]` vector.
 
 # %% tags=["parameters"]
 import os
@@ -25,6 +32,43 @@ from bertcourse.course import setup, scale_value
 info = setup(seed=6, scale=SCALE)
 SEQ_LEN = 128
 print(info)
+
+# %%
+import matplotlib.pyplot as plt
+
+from bertcourse import BertConfig
+from bertcourse.data.masking import num_predictions
+from bertcourse.models import BertBackbone
+from bertcourse.models.pretraining import BertPretrainer
+
+heads_model = BertPretrainer(BertBackbone(BertConfig.preset("mini")))
+Hh = heads_model.mlm_head.transform.kernel.shape[0]
+Vv = heads_model.backbone.token_embedding.embeddings.shape[0]
+P_MAX = num_predictions(SEQ_LEN)  # BERT's max_predictions_per_seq: 20 for 128 tokens
+rows = [  # (x, y, text, shape)
+    (0.0, 1.0, "encoder output", f"[B, {SEQ_LEN}, {Hh}]"),
+    (2.2, 1.6, "gather masked rows", f"[B, {P_MAX}, {Hh}]"),
+    (4.4, 1.6, "dense, GELU, LN", f"W {tuple(heads_model.mlm_head.transform.kernel.shape)}"),
+    (6.6, 1.6, "x E^T + bias (tied E)", f"E {tuple(heads_model.backbone.token_embedding.embeddings.shape)}"),
+    (8.8, 1.6, "L_MLM: -log P(token)", f"logits [B, {P_MAX}, {Vv:,}]"),
+    (2.2, 0.4, "[CLS] -> pooler (tanh)", f"W {tuple(heads_model.backbone.pooler.kernel.shape)}"),
+    (4.4, 0.4, "dense -> 2 logits", f"W {tuple(heads_model.nsp_head.dense.kernel.shape)}"),
+    (6.6, 0.4, "L_NSP: -log P(label)", "IsNext or NotNext"),
+]
+fig, ax = plt.subplots(figsize=(9, 2.4), dpi=80)
+for x0, y0, text, shape in rows:
+    ax.add_patch(plt.Rectangle((x0, y0 - 0.25), 1.9, 0.5, fc="#dbe9f6" if y0 > 0.5 else "#fde0c5", ec="#555"))
+    ax.text(x0 + 0.95, y0 + 0.05, text, ha="center", fontsize=7)
+    ax.text(x0 + 0.95, y0 - 0.15, shape, ha="center", fontsize=7, color="#555")
+for (a, b) in ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7)):
+    ax.annotate("", xy=(rows[b][0], rows[b][1]), xytext=(rows[a][0] + 1.9, rows[a][1]),
+                arrowprops=dict(arrowstyle="->", color="#777", lw=0.8))
+ax.set_xlim(-0.1, 10.8)
+ax.set_ylim(-0.1, 2.1)
+ax.axis("off")
+ax.set_title("the two pretraining heads of a 'mini' BERT (shapes read from the model); L = L_MLM + L_NSP",
+             fontsize=9)
+plt.show()
 
 # %% [markdown]
 # ## 1. Documents of token ids
@@ -56,7 +100,8 @@ print(tokenizer.convert_ids_to_tokens(doc_ids[0][0][:12]))
 # cut it at a random sentence boundary into A and B, and with probability 0.5 replace B with text from a
 # random other document. 10% of the time (`short_seq_prob`) the target length is drawn at random, so the
 # model also sees short inputs. One change from the original: it forces NotNext whenever a chunk holds a
-# single sentence, which with Austen's long sentences would make 60% of the labels NotNext; here such a
+# single sentence, which skews the labels towards NotNext, the more so the shorter the sequences and the
+# longer the sentences (the cell after the statistics below measures the skew on Austen); here such a
 # chunk takes the next sentence as B instead.
 
 # %%
@@ -85,6 +130,36 @@ print(f"IsNext fraction: {1 - labels.mean():.3f}  (target 0.5)")
 print(f"full-length pairs (>= {SEQ_LEN - 10} tokens): {np.mean(lengths >= SEQ_LEN - 10):.1%}; "
       f"short pairs (< {SEQ_LEN // 2}): {np.mean(lengths < SEQ_LEN // 2):.1%}")
 print(f"pairs that needed truncation: {np.mean([p.num_truncated > 0 for p in pairs]):.1%}")
+
+# %% [markdown]
+# How big would the original rule's skew be? Under it, every chunk that holds a single sentence is
+# NotNext and the others are NotNext half the time. The cell counts how often the chunking above (fill
+# sentences up to the target length, a random shorter target 10% of the time) ends with a single sentence,
+# at three sequence lengths. (An estimate: it leaves out the original's re-use of the unused sentences of a
+# NotNext chunk.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def single_sentence_share(documents, max_seq_length, short_seq_prob=0.1, seed=0):
+    """Share of chunks that hold one sentence, chunking as pairs_from_document does."""
+    rng, chunks, singles = random.Random(seed), 0, 0
+    longest = max_seq_length - 3
+    for doc in documents:
+        length = n = 0
+        target = longest if rng.random() >= short_seq_prob else rng.randint(2, longest)
+        for k, sentence in enumerate(doc):
+            length, n = length + len(sentence), n + 1
+            if k == len(doc) - 1 or length >= target:
+                chunks, singles = chunks + 1, singles + (n == 1)
+                length = n = 0
+                target = longest if rng.random() >= short_seq_prob else rng.randint(2, longest)
+    return singles / chunks
+
+
+for seq in (32, 64, SEQ_LEN):
+    single = single_sentence_share(doc_ids, seq)
+    print(f"seq {seq:3d}: {single:5.1%} of chunks are one sentence -> the original rule would give about "
+          f"{single + (1 - single) / 2:5.1%} NotNext (target 50%); ours: 50%")
 
 # %%
 import matplotlib.pyplot as plt
@@ -286,17 +361,35 @@ for epoch in range(3):
 #    examples are on disk, and how many different masks would one pair see over 4 epochs?
 # 3. Change `rate` to 0.4 (as some recent work suggests for small models): how many predictions per
 #    sequence of 128 tokens does that mean, and what happens with `max_predictions=20`?
+# 4. **Write the 80/10/10 rule yourself.** `my_rule(ids, selected, action, random_tokens, mask_id)` gets
+#    one packed sequence of ids, a boolean `selected` per position (the 15% already chosen), one uniform
+#    draw `action` in [0, 1) per position and one random token id per position; it returns the new ids:
+#    selected positions with `action < 0.8` become `mask_id`, those with `0.8 <= action < 0.9` take the
+#    random token, the rest stay; unselected positions never change. `check_masking_rule` runs it on the
+#    real sentences of Austen's first chapters with the package's own selection and reports the shares
+#    you produced.
+
+# %%
+from bertcourse.exercises import check_masking_rule
+
+
+def my_rule(ids, selected, action, random_tokens, mask_id):
+    # your code here
+    return None
+
+
+check_masking_rule(my_rule)
 #
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # 1.
 pairs_80 = list(create_nsp_pairs(doc_ids[:60], max_seq_length=SEQ_LEN, next_sentence_prob=0.8,
                                  rng=random.Random(1)))
 print(f"IsNext with next_sentence_prob=0.8: {1 - np.mean([p.is_random_next for p in pairs_80]):.3f}")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # 2. dupe_factor copies of every pair, each with its own masks: over 4 epochs each mask is seen twice.
 import tempfile
@@ -309,7 +402,7 @@ with tempfile.TemporaryDirectory() as tmp:
 print(f"{written} examples on disk for {n_pairs} dynamic pairs; over 4 epochs: 2 distinct masks per pair "
       "(static, dupe_factor=2) vs 4 (dynamic)")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # 3. 0.4 * ~125 real tokens = 50 predictions, but max_predictions caps it at 20 (16% of the tokens).
 o = mask_tokens(tf.constant(packed_ids[0]), tokenizer.vocabulary_size, SPECIALS, tokenizer.mask_id, seed=[1, 1],
@@ -318,3 +411,13 @@ print("predictions with rate=0.4, max_predictions=20:", int(o["masked_weights"].
 o = mask_tokens(tf.constant(packed_ids[0]), tokenizer.vocabulary_size, SPECIALS, tokenizer.mask_id, seed=[1, 1],
                 rate=0.4, max_predictions=64)
 print("predictions with rate=0.4, max_predictions=64:", int(o["masked_weights"].numpy().sum()))
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution 4: two nested choices, applied only where selected.
+def my_rule(ids, selected, action, random_tokens, mask_id):
+    to_mask = selected & (action < 0.8)
+    to_random = selected & (action >= 0.8) & (action < 0.9)
+    return np.where(to_mask, mask_id, np.where(to_random, random_tokens, ids))
+
+
+check_masking_rule(my_rule)
