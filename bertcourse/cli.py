@@ -3,6 +3,8 @@
     bertcourse pretrain --preset mini --corpus austen --corpus moby_dick --steps 800 --out runs/mini
     bertcourse pretrain ... --out runs/mini --resume        # continue an interrupted run
     bertcourse finetune --task sentiment --train train.tsv --validation dev.tsv --init runs/mini --out runs/sst
+    bertcourse finetune --task regression --train pairs.tsv --hf minilm/ --out runs/sts   # text, text_b, score
+    bertcourse predict runs/sst test.tsv --out predictions.jsonl                          # or .tsv; stdout: tsv
     bertcourse export runs/sst exports/sst                   # a SavedModel that takes raw strings
     bertcourse serve exports/sst                             # HTTP, TF Serving's REST format, 127.0.0.1:8501
     bertcourse data verify                                   # checksums of data/
@@ -45,13 +47,15 @@ from bertcourse.config import PRESETS, BertConfig  # noqa: E402
 from bertcourse.convert.hf import load_hf_bert  # noqa: E402
 from bertcourse.data import corpora  # noqa: E402
 from bertcourse.data.labelled import read_labelled_texts  # noqa: E402
-from bertcourse.errors import BertcourseError, ModelLoadError, RunDirectoryError  # noqa: E402
+from bertcourse.errors import BertcourseError, DataFileError, ModelLoadError, RunDirectoryError  # noqa: E402
 from bertcourse.layers import SequenceTooLongError  # noqa: E402
 from bertcourse.serving.export import export_task  # noqa: E402
 from bertcourse.serving.server import API_KEY_ENV, ServingConfig, check_bind, parse_model_arguments, serve  # noqa: E402
 from bertcourse.models import BertBackbone  # noqa: E402
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary  # noqa: E402
-from bertcourse.training.finetune import finetune_classifier  # noqa: E402
+from bertcourse.tasks import TASKS  # noqa: E402
+from bertcourse.tasks.classification import classification_metrics, regression_metrics  # noqa: E402
+from bertcourse.training.finetune import finetune_classifier, numeric_labels  # noqa: E402
 from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain, pretraining_train_config  # noqa: E402
 from bertcourse.training.run import RunDirectory  # noqa: E402
 
@@ -59,7 +63,9 @@ __all__ = ["main", "build_parser", "FINETUNE_TASKS", "CommandLineError", "one_li
            "USER_ERRORS"]
 
 # Token classification (NER), extractive QA and similarity get their own heads in lessons 10-12.
-FINETUNE_TASKS = ("classification", "sentiment")
+FINETUNE_TASKS = ("classification", "sentiment", "regression")
+PREDICTION_FORMATS = (".tsv", ".jsonl")
+TASK_RUN_KINDS = ("classification",)  # runs `bertcourse predict` reads
 DEFAULT_STEPS_PER_EPOCH = 100
 # What a user can cause (shown as one line); anything else is a bug and keeps its traceback.
 USER_ERRORS = (BertcourseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -127,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("finetune", help="fine-tune a BERT classifier on labelled .tsv/.csv files")
     f.add_argument("--task", choices=FINETUNE_TASKS, default="classification",
-                   help="sentiment and classification: one label per text (or text pair, with a text_b column)")
+                   help="sentiment and classification: one label per text (or text pair, with a text_b column); "
+                        "regression: a numeric score per text or pair (MSE; Pearson/Spearman)")
     f.add_argument("--train", type=Path, required=True, help=".tsv/.csv with a header: text, label [, text_b]")
     f.add_argument("--validation", type=Path, help="same format; evaluated every epoch, best epoch kept")
     source = f.add_mutually_exclusive_group(required=True)
@@ -138,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--vocab", type=Path, help="vocab.txt for --preset")
     f.add_argument("--text-column", default="text")
     f.add_argument("--label-column", default="label")
+    f.add_argument("--text-b-column", default="text_b", help="second text of a pair, when the file has it")
     f.add_argument("--seq-len", type=_positive_int, default=128)
     f.add_argument("--batch-size", type=_positive_int, default=32)
     f.add_argument("--epochs", type=_positive_int, default=3)
@@ -168,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-instances", type=_positive_int, default=256, help="instances per request")
     s.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
     s.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds before a request gets 504")
+
+    pr = sub.add_parser("predict", help="predictions of a fine-tuned run on a .tsv/.csv file")
+    pr.add_argument("run", type=Path, help="a `bertcourse finetune` output directory")
+    pr.add_argument("file", type=Path, help=".tsv/.csv with a header: text [, text_b] [, label: then scored]")
+    pr.add_argument("--out", type=Path, help="predictions file, .tsv or .jsonl (default: tsv on stdout)")
+    pr.add_argument("--text-column", default="text")
+    pr.add_argument("--text-b-column", default="text_b")
+    pr.add_argument("--label-column", default="label")
+    pr.add_argument("--batch-size", type=_positive_int, default=32)
 
     d = sub.add_parser("data", help="the shipped corpora")
     d.add_argument("action", choices=["verify", "build", "stats"])
@@ -403,8 +420,10 @@ def _finetune(args) -> int:
         raise CommandLineError("--resume continues a run and --overwrite starts it again: give one of them.")
     if not 0.0 <= args.dropout < 1.0:
         raise CommandLineError(f"--dropout must be in [0, 1), got {args.dropout}.")
-    train = read_labelled_texts(args.train, args.text_column, args.label_column, require_classes=2)
-    validation = read_labelled_texts(args.validation, args.text_column, args.label_column) \
+    regression = args.task == "regression"
+    train = read_labelled_texts(args.train, args.text_column, args.label_column, args.text_b_column,
+                                require_classes=None if regression else 2)
+    validation = read_labelled_texts(args.validation, args.text_column, args.label_column, args.text_b_column) \
         if args.validation else None
     if args.hf is not None:
         _check_seq_len(args.seq_len, _check_model_folder("--hf", args.hf), args.hf)
@@ -436,8 +455,12 @@ def _finetune(args) -> int:
         batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
         learning_rate=args.learning_rate, dropout=args.dropout, bf16=args.bf16, seed=args.seed,
         save_steps=args.save_steps, resume=args.resume, overwrite=args.overwrite, source=source,
-        verbose=2 if args.quiet else 1)
-    if "validation" in metrics:
+        verbose=2 if args.quiet else 1, problem_type="regression" if regression else "single_label_classification")
+    if "validation" in metrics and regression:
+        v = metrics["validation"]
+        print(f"validation Pearson {v['pearson']:.3f}, Spearman {v['spearman']:.3f}, MSE {v['mse']:.3f}; "
+              f"model in {args.out}")
+    elif "validation" in metrics:
         v = metrics["validation"]
         print(f"validation accuracy {v['accuracy']:.1%}, macro-F1 {v['macro_f1']:.3f}; model in {args.out}")
     else:
@@ -458,6 +481,77 @@ def _serve(args) -> int:
                            batching=not args.no_batching, max_instances=args.max_instances,
                            max_body_bytes=args.max_body_bytes, timeout_s=args.timeout, api_key=api_key)
     serve(parse_model_arguments(args.models), host=args.host, port=args.port, config=config)
+    return 0
+
+
+def _predict(args) -> int:
+    """``bertcourse predict RUN FILE``: one prediction per row (label and score), tsv or jsonl; with a label
+    column, the metric (accuracy or Pearson/Spearman) on stderr."""
+    _check_input_file("FILE", args.file)
+    if not args.run.is_dir():
+        raise FileNotFoundError(f"RUN {args.run} is not a folder: give the --out folder of `bertcourse finetune`.")
+    run = RunDirectory(args.run)
+    if run.kind not in TASK_RUN_KINDS:
+        raise RunDirectoryError(f"RUN {args.run} holds {'a ' + run.kind if run.kind else 'no'} run, not a fine-tuned "
+                                "classifier: give the --out folder of `bertcourse finetune`.")
+    suffix = args.out.suffix.lower() if args.out is not None else ".tsv"
+    if suffix not in PREDICTION_FORMATS:
+        raise CommandLineError(f"--out {args.out}: write predictions to a .tsv or .jsonl file.")
+    if args.out is not None and args.out.is_dir():
+        raise CommandLineError(f"--out {args.out} is a folder; give a file name (.tsv or .jsonl).")
+    data = read_labelled_texts(args.file, args.text_column, args.label_column, args.text_b_column,
+                               require_labels=False)
+    settings = run.read_json("task_config", {}) or {}
+    pairs = bool(settings.get("pairs", False))
+    if pairs != (data.texts_b is not None):
+        raise DataFileError(f"{args.file}: the model in {args.run} was trained on "
+                            + ("text pairs, but the file has no " if pairs else "single texts, but the file has a ")
+                            + f"{args.text_b_column!r} column.")
+    model = run.load_task()
+    regression = bool(getattr(model, "is_regression", False))
+    gold = None
+    if data.labels:
+        if regression:
+            gold = numeric_labels(data)
+        else:
+            unknown = sorted(set(data.labels) - set(model.class_names))
+            if unknown:
+                raise DataFileError(f"{args.file}: labels {unknown[:5]} are not labels of the model in {args.run} "
+                                    f"(its labels: {model.class_names}).")
+            gold = [model.class_names.index(label) for label in data.labels]
+    items = data.texts if data.texts_b is None else [{"text": a, "text_pair": b}
+                                                     for a, b in zip(data.texts, data.texts_b)]
+    results = TASKS["text-classification"](model, batch_size=args.batch_size)(items)
+    rows = []
+    for i, result in enumerate(results):
+        row = {"text": data.texts[i]}
+        if data.texts_b is not None:
+            row["text_b"] = data.texts_b[i]
+        row.update(label=result["label"], score=result["score"])
+        if data.labels:
+            row["gold"] = data.labels[i]
+        rows.append(row)
+    if suffix == ".jsonl":
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    else:  # a text's tabs and line breaks become spaces: one row per line
+        columns = list(rows[0])
+        text = "\t".join(columns) + "\n" + "".join(
+            "\t".join(" ".join(str(row[c]).split()) for c in columns) + "\n" for row in rows)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    summary = ""
+    if gold is not None:
+        if regression:
+            m = regression_metrics(gold, [r["score"] for r in results])
+            summary = f"; Pearson {m['pearson']:.4f}, Spearman {m['spearman']:.4f}, MSE {m['mse']:.4f}"
+        else:
+            m = classification_metrics(gold, [model.class_names.index(r["label"]) for r in results],
+                                       len(model.class_names))
+            summary = f"; accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+    print(f"{len(rows):,} predictions{summary}" + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
     return 0
 
 
@@ -499,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
     handlers = {"pretrain": _pretrain, "finetune": _finetune, "export": _export, "serve": _serve,
-                "data": _data, "info": _info}
+                "predict": _predict, "data": _data, "info": _info}
     try:
         return handlers[args.command](args)
     except Exception as err:

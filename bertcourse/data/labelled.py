@@ -80,7 +80,8 @@ class LabelledTexts:
 
 
 def read_labelled_texts(path: str | os.PathLike, text_column: str = "text", label_column: str = "label",
-                        text_b_column: str = "text_b", require_classes: int | None = None) -> LabelledTexts:
+                        text_b_column: str = "text_b", require_classes: int | None = None,
+                        require_labels: bool = True) -> LabelledTexts:
     """Read a ``.tsv``/``.csv`` file with a header (see the module doc for the rules).
 
     Args:
@@ -89,6 +90,8 @@ def read_labelled_texts(path: str | os.PathLike, text_column: str = "text", labe
         text_b_column: read as ``texts_b`` when the header has it (sentence pairs).
         require_classes: refuse a file with fewer distinct labels (``2`` for training data: a
             one-class file would train a model that is "100% accurate" at nothing).
+        require_labels: ``False``: a file without the label column is read too (texts to predict);
+            its ``labels`` are then ``[]``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -111,14 +114,15 @@ def read_labelled_texts(path: str | os.PathLike, text_column: str = "text", labe
         duplicates = [name for name, count in collections.Counter(header).items() if count > 1]
         if duplicates:
             raise DataFileError(f"{path}, line 1: column {duplicates[0]!r} appears twice in the header.")
-        for needed in (text_column, label_column):
+        has_labels = require_labels or label_column in header
+        for needed in (text_column, label_column) if has_labels else (text_column,):
             if needed not in header:
                 hint = ""
                 if len(header) == 1 and ("\t" in header[0] or "," in header[0]):  # the other dialect's file
                     kind, suffix = ("tab", ".tsv") if "\t" in header[0] else ("comma", ".csv")
                     hint = f" It looks {kind}-separated: name the file {suffix}."
                 raise DataFileError(f"{path}: no {needed!r} column in the header (columns: {header}).{hint}")
-        i_text, i_label = header.index(text_column), header.index(label_column)
+        i_text, i_label = header.index(text_column), header.index(label_column) if has_labels else None
         i_b = header.index(text_b_column) if text_b_column in header else None
         texts, labels, texts_b = [], [], []
         for row in reader:
@@ -129,12 +133,13 @@ def read_labelled_texts(path: str | os.PathLike, text_column: str = "text", labe
                         if dialect is _Tsv and len(row) > len(header) else "")
                 raise DataFileError(f"{path}, line {reader.line_num}: {len(row)} fields, expected {len(header)} "
                                     f"({', '.join(header)}).{hint}")
-            label = row[i_label].strip()
-            if not label:
-                raise DataFileError(f"{path}, line {reader.line_num}: missing label (the {label_column!r} "
-                                    "column is empty).")
+            if i_label is not None:
+                label = row[i_label].strip()
+                if not label:
+                    raise DataFileError(f"{path}, line {reader.line_num}: missing label (the {label_column!r} "
+                                        "column is empty).")
+                labels.append(label)
             texts.append(row[i_text])
-            labels.append(label)
             if i_b is not None:
                 texts_b.append(row[i_b])
     except csv.Error as err:

@@ -479,6 +479,21 @@ class TextClassificationPipeline(TaskPipeline):
         self.top_k = top_k
         self.function_to_apply = function_to_apply
         self.truncation, self.stride, self.aggregation = truncation, stride, aggregation
+        self._encoders: tuple | None = None
+
+    def _encode(self, raw: list[str] | tuple[list[str], list[str]]) -> dict[str, np.ndarray]:
+        """The preprocessor as a traced ``tf.function`` (one graph for texts, one for pairs): eager ragged
+        ops cost more than the model on short texts. Same ids as ``model.preprocess``."""
+        pre = self.model.preprocessor
+        if self._encoders is None or self._encoders[0] is not pre:
+            spec = tf.TensorSpec([None], tf.string)
+            self._encoders = (pre, tf.function(lambda t: pre(t), input_signature=[spec]),
+                              tf.function(lambda a, b: pre((a, b)), input_signature=[spec, spec]))
+        if isinstance(raw, tuple):
+            out = self._encoders[2](tf.constant(raw[0], tf.string), tf.constant(raw[1], tf.string))
+        else:
+            out = self._encoders[1](tf.constant(raw, tf.string))
+        return {k: out[k].numpy() for k in ("token_ids", "segment_ids", "padding_mask")}
 
     def _inputs(self, raw: Any) -> tuple[list, bool]:
         if isinstance(raw, (str, dict)):
@@ -508,7 +523,7 @@ class TextClassificationPipeline(TaskPipeline):
             logits = classify_long(self.model, raw, truncation=truncation, stride=stride, aggregation=aggregation,
                                    batch_size=batch_size)
         else:  # padding columns past the batch's longest text are cut: less work, the same logits
-            logits = self.model.predict_on_batch(trim_padding(self.model.preprocess(raw)))
+            logits = self.model.predict_on_batch(trim_padding(self._encode(raw)))
         results = self.model.postprocess(logits, top_k=top_k, function_to_apply=function_to_apply)
         return [r[0] for r in results] if legacy else results
 
