@@ -41,6 +41,43 @@ print(inspect.getsource(EncoderBlock.call))
 print(inspect.getsource(FeedForward.call))
 
 # %% [markdown]
+# The block as a diagram, with the shapes of the `PRESET` model's first block on a batch of 2 sequences
+# of 128 tokens (read from the layers themselves, not typed in): two sub-layers, each wrapped in a
+# residual sum and a LayerNorm; only the feed-forward's inner layer is wider.
+
+# %%
+import matplotlib.pyplot as plt
+
+from bertcourse import BertConfig
+from bertcourse.models import BertBackbone
+
+demo = BertBackbone(BertConfig.preset(PRESET)).encoder_layers[0]
+Bd, Sd, Hd = 2, 128, demo.attention.hidden_size
+Id = demo.feedforward.intermediate_size
+boxes = [("input x", (Bd, Sd, Hd)), (f"self-attention, {demo.num_heads} heads x {demo.attention.head_size}", (Bd, Sd, Hd)),
+         ("h = LayerNorm(x + attention)", (Bd, Sd, Hd)), (f"dense {Hd}->{Id} + GELU", (Bd, Sd, Id)),
+         (f"dense {Id}->{Hd}", (Bd, Sd, Hd)), ("y = LayerNorm(h + FFN(h))", (Bd, Sd, Hd))]
+fig, ax = plt.subplots(figsize=(5, 3.6), dpi=80)
+for k, (name, shape) in enumerate(boxes):
+    y = len(boxes) - 1 - k
+    width = 2.9 + 0.8 * (shape[-1] == Id)
+    ax.add_patch(plt.Rectangle((-width / 2, y - 0.3), width, 0.6, fc="#fde0c5" if shape[-1] == Id else "#dbe9f6",
+                               ec="#555"))
+    ax.text(0, y + 0.05, name, ha="center", fontsize=7)
+    ax.text(0, y - 0.2, str(list(shape)), ha="center", fontsize=7, color="#555")
+    if k:
+        ax.annotate("", xy=(0, y + 0.3), xytext=(0, y + 0.7), arrowprops=dict(arrowstyle="->", lw=0.8))
+for top, bottom in ((5, 3), (3, 0)):  # the residual connections skip each sub-layer
+    ax.annotate("", xy=(1.9, bottom + 0.05), xytext=(1.9, top - 0.05),
+                arrowprops=dict(arrowstyle="->", color="tab:red", lw=0.8, connectionstyle="arc3,rad=-0.3"))
+ax.text(2.35, 2.5, "residual", color="tab:red", fontsize=7, rotation=90)
+ax.set_xlim(-2.1, 2.6)
+ax.set_ylim(-0.6, len(boxes) - 0.4)
+ax.axis("off")
+ax.set_title(f"one post-LN encoder block of '{PRESET}'", fontsize=9)
+plt.show()
+
+# %% [markdown]
 # `normalize_first=True` moves each LayerNorm *before* its sub-layer (pre-LN) and adds one final
 # LayerNorm after the last block. That is not BERT, but almost every model since GPT-2 uses it because
 # deep stacks train more stably (exercise 1).
@@ -155,20 +192,37 @@ print(type(reloaded).__name__, "identical after reload:",
 # ## 5. Parameters: every preset, against the papers and keras-hub
 #
 # BERT-Base is "110M" and BERT-Large "340M" in Devlin et al. (2019); the miniatures (Turc et al.,
-# 2019) are 4.4M, 11.3M, 29.1M and 41.7M. `BertConfig.num_parameters()` counts from the shapes; below,
-# each preset is also *built*, ours and keras-hub's, and counted with `count_params()` (at `ci` scale
-# only up to `small`).
+# 2019) are published as 4.4M, 11.3M, 29.1M and 41.7M. Those published miniature counts are of the
+# *pretraining* checkpoints: encoder **plus the MLM head** (a `hidden × hidden` transform, its LayerNorm
+# and one output bias per vocabulary entry; the output matrix is the token embedding, shared) and the
+# NSP head. `BertConfig.num_parameters()` counts the encoder alone (with the pooler); the table adds the
+# heads, counted from a built `BertPretrainer`, and matches the published figures. Lesson 00's table uses
+# the same numbers. Below it, each preset is also *built*, ours and keras-hub's, and counted with
+# `count_params()` (at `ci` scale only up to `small`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from bertcourse import PRESETS
 
+from bertcourse.models.pretraining import BertPretrainer
+
 PUBLISHED = {"tiny": "4.4M", "mini": "11.3M", "small": "29.1M", "medium": "41.7M", "base": "110M", "large": "340M"}
-print(f"{'preset':7s} {'L/H/A':>11s} {'num_parameters()':>17s} {'published':>10s}")
+
+
+def head_parameters(c):
+    """MLM head (transform H x H + bias, LayerNorm, output bias per vocabulary entry) + NSP head (H x 2 + 2)."""
+    return (c.hidden_size ** 2 + c.hidden_size) + 2 * c.hidden_size + c.vocab_size + (2 * c.hidden_size + 2)
+
+
+tiny_cfg = BertConfig.preset("tiny")
+built = BertPretrainer(BertBackbone(tiny_cfg))
+assert built.count_params() == tiny_cfg.num_parameters() + head_parameters(tiny_cfg), "head count formula"
+print(f"{'preset':7s} {'L/H/A':>11s} {'encoder':>13s} {'+ MLM/NSP heads':>16s} {'published':>10s}")
 for name in PRESETS:
     c = BertConfig.preset(name)
     shape = f"{c.num_layers}/{c.hidden_size}/{c.num_heads}"
-    print(f"{name:7s} {shape:>11s} {c.num_parameters():17,d} {PUBLISHED[name]:>10s}")
+    with_heads = c.num_parameters() + head_parameters(c)
+    print(f"{name:7s} {shape:>11s} {c.num_parameters():13,d} {with_heads:16,d} {PUBLISHED[name]:>10s}")
 
 # %%
 import gc
@@ -228,7 +282,10 @@ plt.show()
 # *linearly* with the sequence length $n$. Attention compares every token with every other: its
 # score matrices have $n^2$ entries per head, so its cost and memory grow *quadratically*. We time one
 # inference forward pass (compiled with `tf.function`, best of 5; of 2 past 512 tokens) of the `PRESET` model at several
-# lengths and divide by $n$: a flat line would be linear cost; the rise is the $n^2$ term. To look past
+# lengths and divide by $n$: a flat line would be linear cost; a rise is the $n^2$ term. At short lengths
+# a second effect shows first: every call pays a fixed overhead (launching the ops of a small batch),
+# spread over more tokens as $n$ grows, so the time per token *falls* until the $n^2$ term takes over.
+# The figure's title says where the minimum was in this run. To look past
 # 512 tokens we give this one model a longer position table (`max_position_embeddings`); nothing
 # else changes.
 
@@ -265,7 +322,10 @@ per_token = np.array(timings) / (TIMING_BATCH * ns) * 1e6
 axes[0].plot(ns, per_token, "o-", label="measured")
 axes[0].set_xlabel("sequence length n")
 axes[0].set_ylabel("µs per token")
-axes[0].set_title("time / token grows with n", fontsize=9)
+n_best = LENGTHS[int(np.argmin(per_token))]
+title = ("time / token falls with n (fixed overhead)" if n_best == LENGTHS[-1] else
+         "time / token grows with n" if n_best == LENGTHS[0] else f"time / token: lowest at n = {n_best}, then grows")
+axes[0].set_title(title, fontsize=9)
 axes[1].plot(ns, attention_mib, "o-", label="attention probs (n²)")
 axes[1].plot(ns, hidden_mib, "s-", label="hidden activations (n)")
 axes[1].set_xlabel("sequence length n")
@@ -276,8 +336,9 @@ plt.tight_layout()
 plt.show()
 for n, lin, quad in zip(LENGTHS, linear_flops, quadratic_flops):
     print(f"n = {n:4d}: attention's n² matmuls are {quad / (lin + quad):5.1%} of the FLOPs")
-print(f"measured: a token costs {per_token[-1] / per_token.min():.1f}x more time at n = {LENGTHS[-1]} "
-      f"than at the cheapest length")
+print(f"measured: time per token is lowest at n = {n_best}; at n = {LENGTHS[-1]} a token costs "
+      f"{per_token[-1] / per_token.min():.1f}x that; at n = {LENGTHS[0]}, {per_token[0] / per_token.min():.1f}x "
+      f"(the fixed overhead)")
 
 # %% [markdown]
 # By FLOPs, attention's quadratic part overtakes the linear part at $n = 6H$ (exercise 3); in
@@ -295,11 +356,27 @@ print(f"measured: a token costs {per_token[-1] / per_token.min():.1f}x more time
 #    count with `BertConfig(...).num_parameters()`, then build it and check.
 # 3. Show that attention's $n^2$ FLOPs equal the linear FLOPs at $n = 6H$, whatever the number of
 #    layers: for BERT-Base, at what length is that?
+# 4. **Write the encoder block yourself.** `my_block(block, x, padding_mask)` gets a real `EncoderBlock`
+#    and must compute its output from its sub-layers only: `block.attention(x, padding_mask=...)`,
+#    `block.attention_layer_norm`, `block.feedforward`, `block.feedforward_layer_norm` (no dropout: this
+#    is inference). `check_encoder_block` compares yours with the block itself on a padded batch and
+#    recognises the usual slips (pre-LN instead of post-LN, a missing residual, the mask left out).
+
+# %%
+from bertcourse.exercises import check_encoder_block
+
+
+def my_block(block, x, padding_mask):
+    # your code here: two sub-layers, each with a residual sum and a LayerNorm
+    return None
+
+
+check_encoder_block(my_block)
 
 # %% [markdown]
 # ### Solutions
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 1: post-LN ends every block with a LayerNorm, so its output has std 1 per token whatever
 # comes in; pre-LN only normalises the *inputs* of its sub-layers and passes the residual stream
 # through untouched: its output keeps the stream's scale, hence the extra final LayerNorm.
@@ -319,12 +396,21 @@ rows = (("post-LN, sequence_output", post(batch)["sequence_output"]), ("pre-LN, 
 for name, h in rows:
     print(f"{name:42s} per-token std {np.asarray(h).std(-1).mean():.2f}")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 2
 minilm = BertConfig(num_layers=6, hidden_size=384, num_heads=12, intermediate_size=1536)
 print(f"predicted {minilm.num_parameters():,d}; built {BertBackbone(minilm).count_params():,d}")
 
-# %%
+# %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution 3: per layer, linear = 2·(4H² + 2·H·4H)·n = 24·H²·n and quadratic = 4·H·n², equal at n = 6H.
 for name in ("mini", "base"):
     print(f"{name}: n = 6H = {6 * BertConfig.preset(name).hidden_size}")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution 4: post-LN: normalise the residual sum after each sub-layer.
+def my_block(block, x, padding_mask):
+    h = block.attention_layer_norm(x + block.attention(x, padding_mask=padding_mask))
+    return block.feedforward_layer_norm(h + block.feedforward(h))
+
+
+check_encoder_block(my_block)
