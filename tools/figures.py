@@ -120,6 +120,12 @@ def table(rows, stamp: str) -> str:
              "the run itself, and one made at a load average above half the core count is marked for a rerun.", "",
              "| figure | value | source |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if not any("bench/" in r[2] for r in rows):
+        lines += ["", "No benchmark was run for this table. The speed ratios in the sections below were measured at the "
+                  "load averages they state (up to 7-10); issue #19's review measured the same scripts on an idle "
+                  "machine at about 4x (in-graph tokenizer vs Hugging Face) and 1.02-1.11x (sentence encoder vs "
+                  "transformers + torch). Quote a ratio only from `python tools/figures.py --bench` (or the "
+                  "benchmark itself) at a load average below half the core count."]
     return "\n".join(lines) + "\n"
 
 
