@@ -236,7 +236,11 @@ def main() -> None:
     batching_gain = rows[names[0]]["rps"] / rows[names[1]]["rps"]
     twin_ratio = rows[names[0]]["rps"] / rows[names[2]]["rps"]
     twin_ratio_unbatched = rows[names[1]]["rps"] / rows[names[2]]["rps"]
-    load_avg = lambda s: re.search(r"load average: ([\d.]+)", s).group(1) if "load average" in s else "n/a"  # noqa: E731
+
+    def load_avg(line: str) -> str:
+        match = re.search(r"load average: ([\d.]+)", line)
+        return match.group(1) if match else "n/a"
+
     report = "\n".join([
         f"Made with: `nice -n 5 .venv/bin/python bench/serving.py --write-readme` ({time.strftime('%Y-%m-%d')}, "
         f"2 CPU cores shared with other work). Model: all-MiniLM-L6-v2 + a 2-class head "

@@ -57,7 +57,8 @@ from bertcourse.tasks.base import Task
 from bertcourse.tasks.classification import BertClassifier
 from bertcourse.training.run import RunDirectory
 
-__all__ = ["export_task", "read_serving_metadata", "load_task_model", "SERVING_METADATA", "VOCAB_ASSET", "PAD_TO_MULTIPLE_OF"]
+__all__ = ["export_task", "read_serving_metadata", "load_task_model", "SERVING_METADATA", "VOCAB_ASSET",
+           "PAD_TO_MULTIPLE_OF"]
 
 SERVING_METADATA = "serving.json"
 VOCAB_ASSET = "vocab.txt"
