@@ -69,25 +69,30 @@ def quality(args, train, dev, test) -> dict:
     for seed in args.seeds:
         start = time.time()
         run_dir = Path(args.runs) / f"ner-minilm-s{seed}"
-        model, metrics = finetune_token_classifier(
-            lambda: load_hf_bert(path)[0], tokenizer, train, run_dir, validation=dev, seq_len=args.seq_len,
-            batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr, seed=seed, overwrite=True,
-            verbose=2, source={"model": "all-MiniLM-L6-v2"})
-        minutes = (time.time() - start) / 60
+        if args.eval_only:  # score a finished run of an earlier invocation
+            run = RunDirectory(run_dir)
+            model, metrics = run.load_task(), run.read_json("metrics")
+            minutes = None
+        else:
+            model, metrics = finetune_token_classifier(
+                lambda: load_hf_bert(path)[0], tokenizer, train, run_dir, validation=dev, seq_len=args.seq_len,
+                batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr, seed=seed, overwrite=True,
+                verbose=2, source={"model": "all-MiniLM-L6-v2"})
+            minutes = (time.time() - start) / 60
         test_pred = predict_word_tags(model, test.sentences)
         history = metrics["history"].get("val_entity_f1", [])
-        row = {"seed": seed, "minutes": round(minutes, 2), "val_entity_f1_by_epoch": [round(x, 4) for x in history],
+        row = {"seed": seed, "minutes": None if minutes is None else round(minutes, 2), "val_entity_f1_by_epoch": [round(x, 4) for x in history],
                "best_epoch": int(np.argmax(history)) + 1 if history else None,
                "dev": score(dev.tags, predict_word_tags(model, dev.sentences)), "test": score(test.tags, test_pred),
                "run": str(run_dir)}
         out["minilm"].append(row)
         print(f"MiniLM seed {seed}: dev F1 {row['dev']['f1']:.4f} test F1 {row['test']['f1']:.4f} "
-              f"({minutes:.1f} min, epochs {row['val_entity_f1_by_epoch']})", flush=True)
+              f"({row['minutes']} min, epochs {row['val_entity_f1_by_epoch']})", flush=True)
     f1s = [r["test"]["f1"] for r in out["minilm"]]
     if f1s:
         out["minilm_test_f1_mean"] = statistics.mean(f1s)
         out["minilm_test_f1_std"] = statistics.stdev(f1s) if len(f1s) > 1 else None
-    if args.course_run and RunDirectory(args.course_run).exists:
+    if args.course_run and args.course_run != "none" and RunDirectory(args.course_run).exists:
         backbone_run = RunDirectory(args.course_run)
         _, course_tok = backbone_run.load_backbone()
         start = time.time()
@@ -99,7 +104,7 @@ def quality(args, train, dev, test) -> dict:
                          "test": score(test.tags, predict_word_tags(model, test.sentences))}
         print(f"course model: test F1 {out['course']['test']['f1']:.4f}", flush=True)
     else:
-        out["course"] = f"no pretraining run at {args.course_run}: not measured"
+        out["course"] = f"course model not fine-tuned in this invocation (--course-run {args.course_run})"
     return out
 
 
@@ -154,6 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default=str(ROOT / "runs"))
     parser.add_argument("--course-run", default=str(ROOT / "runs" / "pretrain-course-mini"))
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--eval-only", action="store_true", help="score the finished runs of the seeds, no training")
     parser.add_argument("--run", help="the fine-tuned run for the speed test (default: the first seed's)")
     parser.add_argument("--speed-sentences", type=int, default=1287)
     parser.add_argument("--rounds", type=int, default=3)
@@ -166,8 +172,9 @@ def main(argv=None) -> int:
     train, dev, test = (load_wnut17(s) for s in ("train", "dev", "test"))
     if not args.speed_only:
         results["quality"] = quality(args, train, dev, test)
-        results["settings"] = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-                               "seq_len": args.seq_len, "seeds": args.seeds}
+        if not args.eval_only:
+            results["settings"] = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+                                   "seq_len": args.seq_len, "seeds": args.seeds}
     run_dir = Path(args.run or Path(args.runs) / f"ner-minilm-s{args.seeds[0]}")
     if RunDirectory(run_dir).exists:
         results["speed"] = speed(args, run_dir, test.texts()[:args.speed_sentences])
