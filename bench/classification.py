@@ -121,13 +121,15 @@ def run_stsb(args, out: Path) -> dict:
     backbone, tokenizer = minilm()
     start = time.perf_counter()
     model, metrics = finetune_classifier(lambda: backbone, tokenizer, train, out / "stsb", validation=dev,
-                                         seq_len=args.sts_seq_len, batch_size=args.batch_size, epochs=args.epochs,
+                                         seq_len=args.sts_seq_len, batch_size=args.sts_batch_size or args.batch_size,
+                                         epochs=args.epochs,
                                          learning_rate=args.learning_rate, seed=args.seed, overwrite=True,
                                          verbose=2, source={"hf": "all-MiniLM-L6-v2"}, problem_type="regression")
     train_minutes = (time.perf_counter() - start) / 60
     x = encode_texts(model.preprocessor, test.texts, test.texts_b)
     test_metrics = regression_metrics(numeric_labels(test), model.predict(x, batch_size=64, verbose=0))
     return {"train_examples": len(train), "dev_examples": len(dev), "epochs": args.epochs, "seq_len": args.sts_seq_len,
+            "batch_size": args.sts_batch_size or args.batch_size, "learning_rate": args.learning_rate,
             "dev_loss_per_epoch": metrics["history"].get("val_loss"),
             "dev_pearson": 100 * metrics["validation"]["pearson"], "dev_spearman": 100 * metrics["validation"]["spearman"],
             "test_pearson": 100 * test_metrics["pearson"], "test_spearman": 100 * test_metrics["spearman"],
@@ -253,6 +255,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--sts-seq-len", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sts-batch-size", type=int, help="STS-B batch size (default: --batch-size)")
     parser.add_argument("--learning-rate", type=float, default=8e-5)
     parser.add_argument("--speed-texts", type=int, default=512)
     parser.add_argument("--speed-batch-size", type=int, default=32)

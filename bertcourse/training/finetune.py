@@ -101,7 +101,8 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
     epoch by validation accuracy is kept. ``save_steps``: a checkpoint every N batches; ``resume=True``
     continues the interrupted run in ``out_dir`` exactly (same final weights as without the interruption).
     ``source``: what the encoder came from (recorded in the run's configuration). ``problem_type="regression"``:
-    numeric labels, one output, MSE; validation metrics Pearson/Spearman; best epoch by validation loss.
+    numeric labels, one output (its bias starts at the mean training score), MSE; validation metrics
+    Pearson/Spearman; best epoch by validation loss.
 
     Writes ``run.json``, ``config.json``, ``vocab.txt``, ``task.json`` (labels, sequence length),
     ``model.weights.h5``, ``history.json``, ``metrics.json`` (and ``checkpoints/`` until the end, TensorBoard
@@ -165,8 +166,11 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
         if validation is not None else None
 
     def build():
-        return BertClassifier(backbone_fn(), num_classes=1 if regression else len(labels), preprocessor=preprocessor,
-                              dropout=dropout, labels=class_names, problem_type=problem_type)
+        model = BertClassifier(backbone_fn(), num_classes=1 if regression else len(labels), preprocessor=preprocessor,
+                               dropout=dropout, labels=class_names, problem_type=problem_type)
+        if regression:  # start at the mean score: the first updates then learn the signal, not the offset
+            model.output_dense.bias.assign(np.full((1,), float(train_y.mean()), np.float32))
+        return model
 
     model, history = train_loop(build, stream, config, validation_data=valid,
                                 compile_kwargs=BertClassifier.loss_and_metrics(problem_type),
