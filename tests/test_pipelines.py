@@ -22,8 +22,8 @@ def _backbone():
 
 
 def test_registry():
-    assert SUPPORTED_TASKS == ("feature-extraction", "fill-mask", "ner", "sentiment-analysis", "text-classification",
-                               "token-classification")
+    assert SUPPORTED_TASKS == ("feature-extraction", "fill-mask", "ner", "question-answering", "sentiment-analysis",
+                               "text-classification", "token-classification")
     assert TASKS["fill-mask"] is FillMaskPipeline and TASKS["feature-extraction"] is FeatureExtractionPipeline
     assert TASKS["sentiment-analysis"] is TASKS["text-classification"] is TextClassificationPipeline
 
