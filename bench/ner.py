@@ -149,6 +149,40 @@ def speed(args, run_dir: Path, texts: list[str]) -> dict:
     return rows
 
 
+def twin(args, run_dir: Path, texts: list[str]) -> dict:
+    """The fine-tuned model and its Hugging Face export on the same texts, every aggregation strategy:
+    sentences whose entity lists (group, word, start, end) differ, and the largest score difference."""
+    # lazy: the twin is optional (parity extra) and loads torch
+    import torch
+    import transformers
+    from transformers.pipelines.token_classification import AggregationStrategy
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(1)
+    model = RunDirectory(run_dir).load_task()
+    hf_dir = save_hf_token_classifier(model, Path(args.runs) / "ner-hf-twin")
+    hf = transformers.pipeline("ner", model=str(hf_dir), framework="pt", device=-1)
+    with torch.inference_mode():
+        forwards = [[hf._forward(x) for x in hf.preprocess(t, is_split_into_words=False)] for t in texts]
+    out = {}
+    for strategy in ("none", "simple", "first", "max", "average"):
+        ours = TokenClassificationPipeline(model, aggregation_strategy=strategy)(texts)
+        theirs = [hf.postprocess(f, aggregation_strategy=AggregationStrategy[strategy.upper()]) for f in forwards]
+        key = "entity" if strategy == "none" else "entity_group"
+        differ, worst, entities = 0, 0.0, 0
+        for a, b in zip(ours, theirs):
+            if [(e[key], e["word"], e["start"], e["end"]) for e in a] != [(e[key], e["word"], e["start"], e["end"])
+                                                                         for e in b]:
+                differ += 1
+            else:
+                worst = max([worst] + [abs(x["score"] - float(y["score"])) for x, y in zip(a, b)])
+            entities += len(a)
+        out[strategy] = {"sentences": len(texts), "sentences_differing": differ, "max_score_diff": worst,
+                         "entities": entities}
+        print("twin", strategy, out[strategy], flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
@@ -160,6 +194,7 @@ def main(argv=None) -> int:
     parser.add_argument("--course-run", default=str(ROOT / "runs" / "pretrain-course-mini"))
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--eval-only", action="store_true", help="score the finished runs of the seeds, no training")
+    parser.add_argument("--twin-only", action="store_true", help="only the twin check of the first seed's run")
     parser.add_argument("--run", help="the fine-tuned run for the speed test (default: the first seed's)")
     parser.add_argument("--speed-sentences", type=int, default=1287)
     parser.add_argument("--rounds", type=int, default=3)
@@ -170,12 +205,19 @@ def main(argv=None) -> int:
     print(results["uptime_start"], flush=True)
     started = time.time()
     train, dev, test = (load_wnut17(s) for s in ("train", "dev", "test"))
+    run_dir = Path(args.run or Path(args.runs) / f"ner-minilm-s{args.seeds[0]}")
+    if args.twin_only:  # its own file: it may run beside a speed or quality invocation
+        twin_file = RESULTS.with_name("ner_twin.json")
+        twin_file.parent.mkdir(parents=True, exist_ok=True)
+        twin_file.write_text(json.dumps({"run": str(run_dir), "uptime_start": results["uptime_start"],
+                                         "twin": twin(args, run_dir, test.texts()), "uptime_end": uptime()},
+                                        indent=1) + "\n")
+        return 0
     if not args.speed_only:
         results["quality"] = quality(args, train, dev, test)
         if not args.eval_only:
             results["settings"] = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                                    "seq_len": args.seq_len, "seeds": args.seeds}
-    run_dir = Path(args.run or Path(args.runs) / f"ner-minilm-s{args.seeds[0]}")
     if RunDirectory(run_dir).exists:
         results["speed"] = speed(args, run_dir, test.texts()[:args.speed_sentences])
         results["speed"]["sentences"] = args.speed_sentences
