@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import subprocess
 import sys
 import warnings
 
@@ -61,8 +62,12 @@ def test_minilm_round_trip_is_byte_identical(tmp_path):
 
 
 def test_no_torch_or_transformers_needed(tiny):
-    load_hf_bert(tiny[2])
-    assert "torch" not in sys.modules and "transformers" not in sys.modules
+    # in a fresh process: this pytest process may already hold torch from another test file (the twins)
+    code = ("import sys; from bertcourse.convert.hf import load_hf_bert; load_hf_bert(sys.argv[1]); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(tiny[2])], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 # ----------------------------------------------------------------------------- naming styles

@@ -77,7 +77,12 @@ def test_data_readme_accounts_for_every_file():
     for path in sorted((ROOT / "data").iterdir()):
         if path.name in ("README.md", "cache", "__pycache__") or path.name.startswith("."):
             continue
-        assert f"`{path.name}`" in readme, f"data/README.md does not describe {path.name}"
+        if path.is_dir():  # a folder of files (sentiment/, squad/, wnut17/): each file by its path
+            for inner in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+                name = inner.relative_to(ROOT / "data").as_posix()
+                assert f"`{name}`" in readme, f"data/README.md does not describe {name}"
+        else:
+            assert f"`{path.name}`" in readme, f"data/README.md does not describe {path.name}"
 
 
 def test_heldout_split_is_by_document_and_deterministic():

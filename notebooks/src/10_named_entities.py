@@ -203,8 +203,9 @@ from pathlib import Path
 bench_file = Path(runs_dir()).parent / "bench" / "results" / "ner.json"
 bench = json.loads(bench_file.read_text()) if bench_file.is_file() else {}
 for row in bench.get("quality", {}).get("minilm", []):
+    took = f" ({row['minutes']:.0f} min)" if row.get("minutes") is not None else ""
     print(f"bench: MiniLM seed {row['seed']}: best epoch {row['best_epoch']}, dev F1 {row['dev']['f1']:.3f}, "
-          f"test F1 {row['test']['f1']:.3f} ({row['minutes']:.0f} min)")
+          f"test F1 {row['test']['f1']:.3f}{took}")
 if not bench:
     print("bench/results/ner.json not found: run  nice -n 5 .venv/bin/python bench/ner.py")
 
