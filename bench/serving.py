@@ -242,8 +242,8 @@ def main() -> None:
         return match.group(1) if match else "n/a"
 
     report = "\n".join([
-        f"Made with: `nice -n 5 .venv/bin/python bench/serving.py --write-readme` ({time.strftime('%Y-%m-%d')}, "
-        f"2 CPU cores shared with other work). Model: all-MiniLM-L6-v2 + a 2-class head "
+        f"Made with: `.venv/bin/python bench/serving.py --write-readme` ({time.strftime('%Y-%m-%d')}, "
+        f"2 CPU cores; the load average is on the last line). Model: all-MiniLM-L6-v2 + a 2-class head "
         f"({built['params']:,} parameters), sequence length {args.seq_len}, exported with the tokenizer in the "
         f"graph. {args.clients} concurrent async httpx clients, {args.requests} one-sentence requests per server "
         f"(real sentences from the shipped Austen corpus, 8-40 words), after 16 warm-up requests; every "
