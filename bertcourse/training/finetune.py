@@ -49,7 +49,7 @@ from bertcourse.training.loop import TrainConfig, train as train_loop
 from bertcourse.training.run import RunDirectory, atomic_save_weights
 from bertcourse.training.streams import shuffled_batches
 
-__all__ = ["finetune_classifier", "encode_labelled", "numeric_labels"]
+__all__ = ["finetune_classifier", "encode_labelled", "epoch_plan", "task_run_config", "numeric_labels"]
 
 
 def numeric_labels(data: LabelledTexts) -> np.ndarray:
@@ -83,6 +83,35 @@ def _fingerprint(data: LabelledTexts) -> str:
     for row in zip(data.texts, data.labels, data.texts_b or [""] * len(data)):
         digest.update(json.dumps(row).encode())
     return digest.hexdigest()
+
+
+def epoch_plan(num_examples: int, batch_size: int, max_steps: int | None = None) -> tuple[int, int, int | None]:
+    """``(global_batch, steps_per_epoch, max_steps)`` for a fine-tuning run: the batch over all replicas,
+    whole batches per epoch (at least 1), and ``max_steps`` rounded up to whole epochs (an epoch is
+    capped at ``max_steps``). Shared by every task's fine-tuning function.
+
+    >>> epoch_plan(100, 32), epoch_plan(100, 32, max_steps=5)
+    ((32, 3, None), (32, 3, 6))
+    """
+    global_batch = batch_size * tf.distribute.get_strategy().num_replicas_in_sync
+    steps_per_epoch = max(1, num_examples // global_batch)
+    if max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, max_steps)
+        max_steps = -(-max_steps // steps_per_epoch) * steps_per_epoch  # whole epochs
+    return global_batch, steps_per_epoch, max_steps
+
+
+def task_run_config(kind: str, task: dict, config: TrainConfig, vocabulary: Sequence[str],
+                    source: dict[str, Any] | None, **data_sha256: str | None) -> dict[str, Any]:
+    """The configuration a task run records (its sha256 decides whether ``--resume`` may continue it): the
+    task settings, the training settings (minus paths and the checkpoint interval), the data and
+    vocabulary fingerprints (``train_data_sha256=...``, ``validation_data_sha256=...``), the source."""
+    return {"kind": kind, "task": task,
+            "train": {k: v for k, v in dataclasses.asdict(config).items()
+                      if k not in ("output_dir", "logging_dir", "save_steps")},
+            **data_sha256,
+            "vocab_sha256": hashlib.sha256("\n".join(vocabulary).encode()).hexdigest(),
+            "source": source or {}}
 
 
 def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: str | Path,
@@ -134,11 +163,7 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
     if validation is not None:
         valid_x, valid_y = encode_labelled(validation, preprocessor, labels)
 
-    global_batch = batch_size * tf.distribute.get_strategy().num_replicas_in_sync
-    steps_per_epoch = max(1, len(train) // global_batch)
-    if max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps)
-        max_steps = -(-max_steps // steps_per_epoch) * steps_per_epoch  # whole epochs
+    global_batch, steps_per_epoch, max_steps = epoch_plan(len(train), batch_size, max_steps)
     out = Path(out_dir)
     config = TrainConfig(output_dir=str(out), learning_rate=learning_rate, per_device_train_batch_size=batch_size,
                          num_train_epochs=epochs, max_steps=max_steps, warmup_ratio=warmup_ratio,
@@ -151,13 +176,9 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
             "lowercase": lowercase, "pairs": train.texts_b is not None, "problem_type": problem_type}
     if regression:
         task["num_outputs"] = 1
-    run_config = {"kind": "classification", "task": task,
-                  "train": {k: v for k, v in dataclasses.asdict(config).items()
-                            if k not in ("output_dir", "logging_dir", "save_steps")},
-                  "train_data_sha256": _fingerprint(train),
-                  "validation_data_sha256": _fingerprint(validation) if validation is not None else None,
-                  "vocab_sha256": hashlib.sha256("\n".join(vocabulary).encode()).hexdigest(),
-                  "source": source or {}}
+    run_config = task_run_config("classification", task, config, vocabulary, source,
+                                 train_data_sha256=_fingerprint(train),
+                                 validation_data_sha256=_fingerprint(validation) if validation is not None else None)
     run = RunDirectory.create(out, "classification", run_config, overwrite=overwrite, resume=resume)
     # the engine sees a step-indexed stream: batch N is the same in any process, resumed or not
     stream = lambda start_step: shuffled_batches(train_x, train_y, batch_size=global_batch,  # noqa: E731

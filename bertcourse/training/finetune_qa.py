@@ -26,7 +26,6 @@ the run holds ``task.json`` (``sequence_length``, ``lowercase``, ``doc_stride``,
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -34,12 +33,12 @@ from typing import Any, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from bertcourse.data.squad import QAExample
 from bertcourse.tasks.base import as_preprocessor
 from bertcourse.tasks.question_answering import BertQuestionAnswerer, qa_training_features, squad_metrics
 from bertcourse.text import save_vocabulary
+from bertcourse.training.finetune import epoch_plan, task_run_config
 from bertcourse.training.loop import TrainConfig, train as train_loop
 from bertcourse.training.run import RunDirectory, atomic_save_weights
 from bertcourse.training.streams import shuffled_batches
@@ -88,11 +87,7 @@ def finetune_question_answerer(backbone_fn, tokenizer, train: Sequence[QAExample
     lowercase = bool(getattr(tokenizer, "lowercase", getattr(preprocessor.tokenizer, "lowercase", True)))
     features, starts, ends = qa_training_features(preprocessor, train, max_seq_length=seq_len, doc_stride=doc_stride,
                                                   max_query_length=max_query_length)
-    global_batch = batch_size * tf.distribute.get_strategy().num_replicas_in_sync
-    steps_per_epoch = max(1, len(features) // global_batch)
-    if max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps)
-        max_steps = -(-max_steps // steps_per_epoch) * steps_per_epoch  # whole epochs
+    global_batch, steps_per_epoch, max_steps = epoch_plan(len(features), batch_size, max_steps)
     out = Path(out_dir)
     config = TrainConfig(output_dir=str(out), learning_rate=learning_rate, per_device_train_batch_size=batch_size,
                          num_train_epochs=epochs, max_steps=max_steps, warmup_ratio=warmup_ratio,
@@ -101,12 +96,8 @@ def finetune_question_answerer(backbone_fn, tokenizer, train: Sequence[QAExample
     task = {"task": BertQuestionAnswerer.RUN_KIND, "sequence_length": seq_len, "lowercase": lowercase,
             "truncation": "only_second", "doc_stride": doc_stride, "max_query_length": max_query_length,
             "max_answer_len": max_answer_len}
-    run_config = {"kind": BertQuestionAnswerer.RUN_KIND, "task": task,
-                  "train": {k: v for k, v in dataclasses.asdict(config).items()
-                            if k not in ("output_dir", "logging_dir", "save_steps")},
-                  "train_data_sha256": _fingerprint(train),
-                  "vocab_sha256": hashlib.sha256("\n".join(vocabulary).encode()).hexdigest(),
-                  "source": source or {}}
+    run_config = task_run_config(BertQuestionAnswerer.RUN_KIND, task, config, vocabulary, source,
+                                 train_data_sha256=_fingerprint(train))
     run = RunDirectory.create(out, BertQuestionAnswerer.RUN_KIND, run_config, overwrite=overwrite, resume=resume)
     labels = {"start_logits": starts, "end_logits": ends}
     stream = lambda start_step: shuffled_batches(features.inputs, labels, batch_size=global_batch,  # noqa: E731

@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -46,6 +45,7 @@ from bertcourse.tasks.base import as_preprocessor
 from bertcourse.tasks.token_classification import (IGNORE_INDEX, BertTokenClassifier, EntityF1, check_tags,
                                                    encode_tagged, entity_metrics, predict_word_tags)
 from bertcourse.text import save_vocabulary
+from bertcourse.training.finetune import epoch_plan, task_run_config
 from bertcourse.training.loop import TrainConfig, train as train_loop
 from bertcourse.training.run import RunDirectory, atomic_save_weights
 from bertcourse.training.streams import shuffled_batches
@@ -105,13 +105,9 @@ def finetune_token_classifier(backbone_fn, tokenizer, train: ConllData, out_dir:
     valid = None
     if validation is not None:
         valid_x, valid_y, _ = encode_tagged(preprocessor, validation.sentences, validation.tags, labels, seq_len)
-    global_batch = batch_size * tf.distribute.get_strategy().num_replicas_in_sync
+    global_batch, steps_per_epoch, max_steps = epoch_plan(len(train), batch_size, max_steps)
     if validation is not None:
         valid = tf.data.Dataset.from_tensor_slices((valid_x, valid_y)).batch(global_batch).map(trim_batch)
-    steps_per_epoch = max(1, len(train) // global_batch)
-    if max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps)
-        max_steps = -(-max_steps // steps_per_epoch) * steps_per_epoch  # whole epochs
     out = Path(out_dir)
     config = TrainConfig(output_dir=str(out), learning_rate=learning_rate, per_device_train_batch_size=batch_size,
                          num_train_epochs=epochs, max_steps=max_steps, warmup_ratio=warmup_ratio,
@@ -121,13 +117,9 @@ def finetune_token_classifier(backbone_fn, tokenizer, train: ConllData, out_dir:
                          greater_is_better=True, save_steps=save_steps, logging_dir=str(out / "logs"))
     task = {"task": BertTokenClassifier.RUN_KIND, "labels": labels, "sequence_length": seq_len, "dropout": dropout,
             "lowercase": lowercase, "label_all_pieces": label_all_pieces}
-    run_config = {"kind": BertTokenClassifier.RUN_KIND, "task": task,
-                  "train": {k: v for k, v in dataclasses.asdict(config).items()
-                            if k not in ("output_dir", "logging_dir", "save_steps")},
-                  "train_data_sha256": _fingerprint(train),
-                  "validation_data_sha256": _fingerprint(validation) if validation is not None else None,
-                  "vocab_sha256": hashlib.sha256("\n".join(vocabulary).encode()).hexdigest(),
-                  "source": source or {}}
+    run_config = task_run_config(BertTokenClassifier.RUN_KIND, task, config, vocabulary, source,
+                                 train_data_sha256=_fingerprint(train),
+                                 validation_data_sha256=_fingerprint(validation) if validation is not None else None)
     run = RunDirectory.create(out, BertTokenClassifier.RUN_KIND, run_config, overwrite=overwrite, resume=resume)
     stream = lambda start_step: shuffled_batches(train_x, train_y, batch_size=global_batch,  # noqa: E731
                                                  seed=seed, start_step=start_step).map(trim_batch)
