@@ -38,7 +38,7 @@ def test_shipped_file_is_the_official_one_with_exact_counts(dev):
 
 def test_squad_path_finds_the_shipped_file_and_never_downloads_by_default(tmp_path, monkeypatch):
     assert squad_path("dev-v1.1.json") == SHIPPED
-    monkeypatch.setenv("BERTCOURSE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("BERTCOURSE_CACHE", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not download by default.*download=True"):
         squad_path("train-v1.1.json")
     with pytest.raises(KeyError, match="Unknown SQuAD file"):

@@ -17,7 +17,7 @@ at ``answer_start``, a duplicate id, an answerable question without answers.
 Where the data comes from (:func:`squad_path`): the course ships the official v1.1 dev file, byte for
 byte, in ``data/squad/dev-v1.1.json`` (CC BY-SA 4.0). The train split (and v2.0) is not shipped:
 with ``download=True`` it is fetched once from the official URL into a cache directory
-(``$BERTCOURSE_CACHE_DIR/squad`` or ``~/.cache/bertcourse/squad``) and its sha256 checked.
+(``$BERTCOURSE_CACHE/squad`` or ``~/.cache/bertcourse/squad``) and its sha256 checked.
 
 The course trains on the dev file only, so it splits the 48 dev ARTICLES (never questions of one
 article across the split): :data:`HELD_OUT_TITLES` (12 articles, made by :func:`held_out_titles`: the
@@ -47,7 +47,6 @@ bertcourse.errors.DataFileError: ...tiny.json: article 'T', paragraph 0, questio
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import random
@@ -57,6 +56,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from bertcourse.data.benchmarks import cache_dir as benchmark_cache_dir, sha256_of
 from bertcourse.data.corpora import data_dir
 from bertcourse.errors import DataFileError
 
@@ -261,14 +261,6 @@ def read_squad(path: str | os.PathLike, sha256: str | None = None) -> SquadData:
 
 
 # ----------------------------------------------------------------------------- files, checksums, cache
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_file(path: str | os.PathLike, sha256: str) -> Path:
     """Raise :class:`DataFileError` unless ``path``'s sha256 is ``sha256``; returns the path."""
     actual = sha256_of(path)
@@ -279,9 +271,9 @@ def verify_file(path: str | os.PathLike, sha256: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """``$BERTCOURSE_CACHE_DIR/squad``, else ``~/.cache/bertcourse/squad`` (created when a download needs it)."""
-    root = os.environ.get("BERTCOURSE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "bertcourse")
-    return Path(root) / "squad"
+    """``squad/`` in the course's one cache folder (:func:`bertcourse.data.benchmarks.cache_dir`:
+    ``$BERTCOURSE_CACHE`` or ``~/.cache/bertcourse``), created when a download needs it."""
+    return benchmark_cache_dir() / "squad"
 
 
 def squad_path(name: str = "dev-v1.1.json", download: bool = False, cache: str | os.PathLike | None = None) -> Path:
