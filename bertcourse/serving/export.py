@@ -55,6 +55,8 @@ import tensorflow as tf
 from bertcourse.errors import ModelInputError, RunDirectoryError
 from bertcourse.tasks.base import Task
 from bertcourse.tasks.classification import BertClassifier
+from bertcourse.tasks.question_answering import NULL_LOGIT, BertQuestionAnswerer
+from bertcourse.tasks.token_classification import BertTokenClassifier
 from bertcourse.training.run import RunDirectory
 
 __all__ = ["export_task", "read_serving_metadata", "load_task_model", "SERVING_METADATA", "VOCAB_ASSET",
@@ -143,19 +145,219 @@ class _ServingModule(tf.Module):
         return self._run((text, text_pair))
 
 
-def _metadata(model: BertClassifier, pairs: bool, settings: dict) -> dict[str, Any]:
-    pre = model.preprocessor
-    return {"format_version": FORMAT_VERSION, "task": "classification",
-            "signature": "serving_default",
-            "inputs": ["text", "text_pair"] if pairs else ["text"],
-            "outputs": ["logits", "probabilities", "label_id", "label"],
-            "labels": model.class_names, "function_to_apply": model.default_function(),
-            "sequence_length": pre.sequence_length, "truncation": pre.truncation,
-            "lowercase": pre.tokenizer.lowercase, "vocab_size": pre.tokenizer.vocabulary_size(),
-            "num_parameters": int(model.count_params()),
-            "pad_to_multiple_of": PAD_TO_MULTIPLE_OF,
-            "tensorflow": tf.__version__, "tensorflow_text": version("tensorflow-text"),
-            "bertcourse": _own_version(), "run_settings": settings}
+# ----------------------------------------------------------------------------- graph helpers
+def _round_up_width(longest: tf.Tensor, multiple: int, cap: int) -> tf.Tensor:
+    """``min(cap, longest rounded up to multiple)``, at least ``multiple`` wide (an empty batch)."""
+    longest = tf.maximum(longest, 1)
+    return tf.minimum(tf.cast(cap, longest.dtype), (longest + multiple - 1) // multiple * multiple)
+
+
+def _windows(lengths: tf.Tensor, room: tf.Tensor, stride: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Graph twin of :func:`bertcourse.text.windows.window_spans` for a batch: per text ``lengths[i]``
+    tokens, windows of ``room[i]`` tokens sharing ``stride[i]``. Returns, per window (text-major, in
+    order), ``(text index, start, end)``, int64."""
+    step = room - stride
+    count = tf.where(lengths > room, (lengths - room + step - 1) // step + 1, tf.ones_like(lengths))
+    text_of = tf.repeat(tf.range(tf.size(lengths, out_type=tf.int64)), count)
+    number = tf.ragged.range(count).flat_values
+    start = number * tf.gather(step, text_of)
+    end = tf.minimum(start + tf.gather(room, text_of), tf.gather(lengths, text_of))
+    return text_of, start, end
+
+
+def _dense(ragged: tf.RaggedTensor, default) -> tf.Tensor:
+    return ragged.to_tensor(default_value=default)
+
+
+class _TokenServingModule(tf.Module):
+    """Token classification: one text in, a label per WordPiece out (windows over long texts in graph)."""
+
+    def __init__(self, model: BertTokenClassifier, assets: dict[str, Path], multiple: int, stride: int):
+        super().__init__(name="bertcourse_token_serving")
+        self.model = model
+        self.preprocessor = model.preprocessor
+        self.assets = {name: tf.saved_model.Asset(str(path)) for name, path in assets.items()}
+        self.multiple = multiple
+        pre = model.preprocessor
+        self.window = pre.sequence_length - 2
+        self.stride = stride
+        self.cls_id, self.sep_id, self.pad_id, self.unk_id = pre.cls_id, pre.sep_id, pre.pad_id, pre.unk_id
+        self.vocab = tf.constant(pre.tokenizer.get_vocabulary())
+        self.labels = tf.constant(model.label_names)
+        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+
+    def _serve(self, text):
+        tokenizer = self.preprocessor.tokenizer
+        ids, starts, ends = tokenizer.tokenize_with_offsets(text)       # character offsets
+        n = ids.row_lengths()                                           # int64 [batch]
+        row_start = ids.row_starts()
+        flat_ids = tf.cast(ids.flat_values, tf.int32)
+        window = tf.fill(tf.shape(n), tf.constant(self.window, tf.int64))
+        text_of, a, b = _windows(n, window, tf.fill(tf.shape(n), tf.constant(self.stride, tf.int64)))
+        size = b - a
+        positions = tf.ragged.range(a, b) + tf.expand_dims(tf.gather(row_start, text_of), 1)
+        pieces = tf.gather(flat_ids, positions)
+        k = tf.shape(size, out_type=tf.int64)[0]
+        cls = tf.fill(tf.stack([k, 1]), self.cls_id)
+        sep = tf.fill(tf.stack([k, 1]), self.sep_id)
+        rows = tf.concat([cls, pieces, sep], axis=1)
+        width = _round_up_width(tf.reduce_max(tf.concat([size, [0]], 0)) + 2, self.multiple,
+                                self.window + 2)
+        token_ids = rows.to_tensor(default_value=self.pad_id, shape=tf.stack([k, width]))
+        mask = tf.sequence_mask(size + 2, width, dtype=tf.int32)
+        logits = tf.cast(self.model({"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids),
+                                     "padding_mask": mask}, training=False), tf.float32)
+        # every (window, piece) entry; each piece keeps the window where it has the most context
+        entry_window = tf.ragged.range(size).value_rowids()
+        offset = tf.ragged.range(size).flat_values
+        entry_logits = tf.gather_nd(logits, tf.stack([entry_window, offset + 1], axis=1))
+        length = tf.gather(size, entry_window)
+        context = tf.cast(tf.minimum(offset, length - 1 - offset), tf.float64) + 0.01 * tf.cast(length, tf.float64)
+        piece = tf.gather(row_start, tf.gather(text_of, entry_window)) + tf.gather(a, entry_window) + offset
+        total = tf.size(flat_ids, out_type=tf.int64)
+        best = tf.math.unsorted_segment_max(context, piece, total)
+        entry = tf.range(tf.size(offset, out_type=tf.int64))
+        chosen = tf.math.unsorted_segment_min(tf.where(context == tf.gather(best, piece), entry,
+                                                       tf.size(offset, out_type=tf.int64)), piece, total)
+        probabilities = tf.nn.softmax(tf.gather(entry_logits, chosen), axis=-1)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        score = tf.reduce_max(probabilities, axis=-1)
+        # Hugging Face's "word" of a piece: its vocabulary string; an [UNK] shows the text it covers
+        flat_start, flat_end = starts.flat_values, ends.flat_values
+        covered = tf.strings.substr(tf.gather(text, ids.value_rowids()), flat_start, flat_end - flat_start,
+                                    unit="UTF8_CHAR")
+        token = tf.gather(self.vocab, flat_ids)
+        unknown = tf.equal(flat_ids, self.unk_id)
+        word = tf.where(unknown, covered, token)
+        is_subword = tf.logical_and(tf.logical_not(unknown), tf.not_equal(
+            tf.cast(tf.strings.length(token, unit="UTF8_CHAR"), tf.int64), flat_end - flat_start))
+
+        def dense(values, default):
+            return _dense(tf.RaggedTensor.from_row_lengths(values, n), default)
+
+        return {"entity": dense(tf.gather(self.labels, label_id), ""),
+                "label_id": dense(label_id, -1),
+                "score": dense(score, 0.0),
+                "start": dense(tf.cast(flat_start, tf.int32), 0),
+                "end": dense(tf.cast(flat_end, tf.int32), 0),
+                "word": dense(word, ""),
+                "is_subword": dense(is_subword, False),
+                "mask": dense(tf.ones_like(label_id, tf.bool), False),
+                "num_pieces": tf.cast(n, tf.int32)}
+
+
+class _QAServingModule(tf.Module):
+    """Extractive QA: question + context in, the best answer span out (windows and decoding in graph)."""
+
+    def __init__(self, model: BertQuestionAnswerer, assets: dict[str, Path], multiple: int,
+                 max_answer_len: int, candidates: int):
+        super().__init__(name="bertcourse_qa_serving")
+        self.model = model
+        self.preprocessor = model.preprocessor
+        self.assets = {name: tf.saved_model.Asset(str(path)) for name, path in assets.items()}
+        self.multiple = multiple
+        pre = model.preprocessor
+        self.length = pre.sequence_length
+        self.doc_stride = model.doc_stride
+        self.max_query_length = model.max_query_length
+        self.max_answer_len = max_answer_len
+        self.candidates = candidates
+        self.cls_id, self.sep_id, self.pad_id = pre.cls_id, pre.sep_id, pre.pad_id
+        prefix = getattr(pre.tokenizer, "suffix_indicator", "##")
+        self.is_suffix = tf.constant([t.startswith(prefix) for t in pre.tokenizer.get_vocabulary()])
+        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None], tf.string, name="question"),
+                                                               tf.TensorSpec([None], tf.string, name="context")])
+
+    def _serve(self, question, context):
+        tf.debugging.assert_equal(tf.size(question), tf.size(context),
+                                  message="question and context must be batches of the same size")
+        batch = tf.size(question, out_type=tf.int64)
+        ids, starts, ends = self.preprocessor.tokenizer.tokenize_with_offsets(tf.concat([question, context], 0))
+        q_ids, c_ids = ids[:batch], ids[batch:]
+        c_start, c_end = starts[batch:].flat_values, ends[batch:].flat_values
+        q_ids = q_ids[:, :self.max_query_length]
+        q_len, n = q_ids.row_lengths(), c_ids.row_lengths()
+        c_row = c_ids.row_starts()
+        flat_c = tf.cast(c_ids.flat_values, tf.int32)
+        room = self.length - q_len - 3
+        tf.debugging.assert_greater(room, tf.cast(self.doc_stride, tf.int64), message=(
+            f"a question is too long: a window of {self.length} tokens must hold [CLS] question [SEP] and more "
+            f"than doc_stride={self.doc_stride} context tokens [SEP] (questions are cut to "
+            f"{self.max_query_length} tokens)"))
+        text_of, a, b = _windows(n, room, tf.fill(tf.shape(n), tf.constant(self.doc_stride, tf.int64)))
+        size = b - a
+        k = tf.shape(size, out_type=tf.int64)[0]
+        context_ids = tf.gather(flat_c, tf.ragged.range(a, b) + tf.expand_dims(tf.gather(c_row, text_of), 1))
+        question_ids = tf.gather(tf.cast(q_ids, tf.int32), text_of)
+        cls = tf.fill(tf.stack([k, 1]), self.cls_id)
+        sep = tf.fill(tf.stack([k, 1]), self.sep_id)
+        rows = tf.concat([cls, question_ids, sep, context_ids, sep], axis=1)
+        segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(question_ids), tf.zeros_like(sep),
+                              tf.ones_like(context_ids), tf.ones_like(sep)], axis=1)
+        row_len = rows.row_lengths()
+        width = _round_up_width(tf.reduce_max(tf.concat([row_len, [0]], 0)), self.multiple, self.length)
+        shape = tf.stack([k, width])
+        out = self.model({"token_ids": rows.to_tensor(self.pad_id, shape=shape),
+                          "segment_ids": segments.to_tensor(0, shape=shape),
+                          "padding_mask": tf.sequence_mask(row_len, width, dtype=tf.int32)}, training=False)
+        # scores per window: logits outside [CLS] + the context -> -10000, softmax (Hugging Face's rule)
+        c0 = tf.gather(q_len, text_of) + 2                              # first context position
+        position = tf.range(width, dtype=tf.int64)[tf.newaxis, :]
+        in_context = (position >= c0[:, tf.newaxis]) & (position < (c0 + size)[:, tf.newaxis])
+        desired = in_context | tf.equal(position, 0)
+        p_start = tf.nn.softmax(tf.where(desired, tf.cast(out["start_logits"], tf.float32), NULL_LOGIT), -1)
+        p_end = tf.nn.softmax(tf.where(desired, tf.cast(out["end_logits"], tf.float32), NULL_LOGIT), -1)
+        null = tf.math.unsorted_segment_min(p_start[:, 0] * p_end[:, 0], text_of, batch)
+        # spans s <= e < s + max_answer_len inside the context; the best few per window
+        outer = p_start[:, :, tf.newaxis] * p_end[:, tf.newaxis, :]
+        span = tf.range(width)[tf.newaxis, :] - tf.range(width)[:, tf.newaxis]   # [s, e] -> e - s
+        band = ((span >= 0) & (span < self.max_answer_len))[tf.newaxis] \
+            & in_context[:, :, tf.newaxis] & in_context[:, tf.newaxis, :]
+        flat = tf.reshape(tf.where(band, outer, -1.0), tf.stack([k, width * width]))
+        values, index = tf.math.top_k(flat, tf.minimum(tf.cast(self.candidates, tf.int32),
+                                                       tf.cast(width * width, tf.int32)))
+        keep = values >= 0.0
+        cand_window = tf.boolean_mask(tf.broadcast_to(tf.range(k)[:, tf.newaxis], tf.shape(index, tf.int64)), keep)
+        cand_score = tf.boolean_mask(values, keep)
+        index = tf.cast(tf.boolean_mask(index, keep), tf.int64)
+        window_a = tf.gather(a, cand_window)
+        base = tf.gather(c_row, tf.gather(text_of, cand_window)) - tf.gather(c0, cand_window) + window_a
+        first, last = index // width + base, index % width + base   # flat context token indices
+        # whole words, inside the window: a word is a token and the ## pieces glued to it
+        glued = tf.gather(self.is_suffix, flat_c) & tf.equal(c_start, tf.concat([[-1], c_end[:-1]], 0))
+        word_start = tf.logical_not(glued) | tf.equal(tf.range(tf.size(flat_c, out_type=tf.int64)),
+                                                      tf.gather(c_row, c_ids.value_rowids()))
+        word = tf.cumsum(tf.cast(word_start, tf.int64)) - 1
+        token = tf.range(tf.size(flat_c, out_type=tf.int64))
+        words = tf.reduce_max(tf.concat([word, [-1]], 0)) + 1
+        word_first = tf.math.unsorted_segment_min(token, word, words)
+        word_last = tf.math.unsorted_segment_max(token, word, words)
+        window_start = tf.gather(c_row, tf.gather(text_of, cand_window)) + window_a
+        window_last = window_start + tf.gather(size, cand_window) - 1
+        first = tf.maximum(window_start, tf.gather(word_first, tf.gather(word, first)))
+        last = tf.minimum(window_last, tf.gather(word_last, tf.gather(word, last)))
+        char_start, char_end = tf.gather(c_start, first), tf.gather(c_end, last)
+        example = tf.gather(text_of, cand_window)
+        answer = tf.strings.substr(tf.gather(context, example), char_start, char_end - char_start, unit="UTF8_CHAR")
+        # the same text (case-insensitive) from several candidates adds up their scores
+        key = tf.strings.join([tf.strings.as_string(example), tf.strings.lower(answer, encoding="utf-8")], "\x00")
+        group = tf.unique(key).idx
+        totals = tf.math.unsorted_segment_sum(tf.cast(cand_score, tf.float64), group, tf.reduce_max(
+            tf.concat([group, [-1]], 0)) + 1)
+        cand_total = tf.gather(totals, group)
+        best = tf.math.unsorted_segment_max(cand_total, example, batch)
+        count = tf.size(example, out_type=tf.int64)
+        pick = tf.math.unsorted_segment_min(tf.where(cand_total == tf.gather(best, example),
+                                                     tf.range(count), count), example, batch)
+        pick = tf.minimum(pick, count)                                  # no candidate -> the empty answer
+        return {"answer": tf.gather(tf.concat([answer, [""]], 0), pick),
+                "start": tf.cast(tf.gather(tf.concat([char_start, [0]], 0), pick), tf.int32),
+                "end": tf.cast(tf.gather(tf.concat([char_end, [0]], 0), pick), tf.int32),
+                "score": tf.cast(tf.gather(tf.concat([cand_total, [0.0]], 0), pick), tf.float32),
+                "null_score": null,
+                "num_windows": tf.cast(tf.math.bincount(tf.cast(text_of, tf.int32), minlength=tf.cast(batch, tf.int32),
+                                                         maxlength=tf.cast(batch, tf.int32)),
+                                       tf.int32)}
 
 
 def _own_version() -> str:
@@ -165,27 +367,110 @@ def _own_version() -> str:
         return "unknown"
 
 
-def export_task(model_or_run_dir: Any, out_dir: str | os.PathLike, pairs: bool | None = None,
-                overwrite: bool = False) -> Path:
-    """Write ``model_or_run_dir`` (a task model with a preprocessor, or a fine-tuning run directory) to
-    ``out_dir`` as a SavedModel that takes raw strings (see the module doc for the signature).
+SUPPORTED = {BertClassifier: "classification", BertTokenClassifier: "token-classification",
+             BertQuestionAnswerer: "question-answering"}
+CLASSIFIER_OUTPUTS = ["logits", "probabilities", "label_id", "label"]
+TOKEN_OUTPUTS = ["entity", "label_id", "score", "start", "end", "word", "is_subword", "mask", "num_pieces"]
+QA_OUTPUTS = ["answer", "start", "end", "score", "null_score", "num_windows"]
+OUTPUT_DOC = {
+    "classification": {"logits": "[batch, classes] float32", "probabilities": "[batch, classes] float32",
+                       "label_id": "[batch] int32", "label": "[batch] string"},
+    "token-classification": {
+        "entity": "[batch, pieces] string: the label of each WordPiece ('' on padding)",
+        "label_id": "[batch, pieces] int32 (-1 on padding)",
+        "score": "[batch, pieces] float32: the label's softmax probability",
+        "start": "[batch, pieces] int32: character offset of the piece in the text",
+        "end": "[batch, pieces] int32: character end (exclusive); text[start:end] is the piece",
+        "word": "[batch, pieces] string: the vocabulary piece ('##ma'); an [UNK] piece shows the text it covers",
+        "is_subword": "[batch, pieces] bool: Hugging Face's rule (word's length != the covered text's)",
+        "mask": "[batch, pieces] bool: a real piece (rows are padded to the batch's longest)",
+        "num_pieces": "[batch] int32"},
+    "question-answering": {
+        "answer": "[batch] string: the best span, whole words, an exact substring of the context",
+        "start": "[batch] int32: character offset of the answer in the context",
+        "end": "[batch] int32: character end (exclusive); context[start:end] == answer",
+        "score": "[batch] float32: p_start * p_end, summed over candidates with the same text",
+        "null_score": "[batch] float32: p_start([CLS]) * p_end([CLS]), its minimum over the windows",
+        "num_windows": "[batch] int32: windows the context was cut into"},
+}
 
-    ``pairs``: a sentence-pair model (inputs ``text`` and ``text_pair``); ``None`` reads it from the
-    run's ``task.json`` (``False`` for a model passed in). ``overwrite``: replace an existing export.
+
+def _task_of(model: Task) -> str:
+    for cls, name in SUPPORTED.items():
+        if isinstance(model, cls):
+            return name
+    raise ModelInputError(f"Export supports {', '.join(SUPPORTED.values())} models; got a "
+                          f"{type(model).__name__} (fine-tune one of those tasks, then export the run).")
+
+
+def _metadata(model: Task, task: str, pairs: bool, settings: dict, extra: dict) -> dict[str, Any]:
+    pre = model.preprocessor
+    if task == "classification":
+        inputs, outputs = (["text", "text_pair"] if pairs else ["text"]), CLASSIFIER_OUTPUTS
+        specific = {"labels": model.class_names, "function_to_apply": model.default_function(),
+                    "truncation": pre.truncation}
+    elif task == "token-classification":
+        inputs, outputs = ["text"], TOKEN_OUTPUTS
+        specific = {"labels": model.label_names, "aggregation_strategy": "none", "window": pre.sequence_length - 2,
+                    "truncation": None, **extra}
+    else:
+        inputs, outputs = ["question", "context"], QA_OUTPUTS
+        specific = {"doc_stride": model.doc_stride, "max_query_length": model.max_query_length,
+                    "top_k": 1, "handle_impossible_answer": False, "truncation": None, **extra}
+    return {"format_version": FORMAT_VERSION, "task": task, "signature": "serving_default",
+            "inputs": inputs, "outputs": outputs, "output_shapes": OUTPUT_DOC[task], **specific,
+            "sequence_length": pre.sequence_length, "lowercase": pre.tokenizer.lowercase,
+            "vocab_size": pre.tokenizer.vocabulary_size(), "num_parameters": int(model.count_params()),
+            "pad_to_multiple_of": PAD_TO_MULTIPLE_OF,
+            "tensorflow": tf.__version__, "tensorflow_text": version("tensorflow-text"),
+            "bertcourse": _own_version(), "run_settings": settings}
+
+
+def export_task(model_or_run_dir: Any, out_dir: str | os.PathLike, pairs: bool | None = None,
+                overwrite: bool = False, stride: int | None = None, max_answer_len: int | None = None) -> Path:
+    """Write ``model_or_run_dir`` (a task model with a preprocessor, or a fine-tuning run directory) to
+    ``out_dir`` as a SavedModel that takes raw strings (see the module doc for the signatures).
+
+    The task follows the model: a :class:`~bertcourse.tasks.BertClassifier`, a
+    :class:`~bertcourse.tasks.BertTokenClassifier` or a :class:`~bertcourse.tasks.BertQuestionAnswerer`
+    (any other model, e.g. a pretraining run, is refused with a message saying what can be exported).
+    ``pairs`` (classification): a sentence-pair model (inputs ``text`` and ``text_pair``); ``None`` reads
+    it from the run's ``task.json`` (``False`` for a model passed in). ``stride`` (token classification):
+    pieces shared by consecutive windows of a long text (default: a quarter of the window, as
+    ``pipeline("ner")``). ``max_answer_len`` (question answering): the longest answer in tokens (default:
+    the model's setting, the one its run was evaluated with). ``overwrite``: replace an existing export.
     The SavedModel is written to a temporary folder next to ``out_dir`` and renamed into place, so a
     crash never leaves half an export. Returns ``Path(out_dir)``.
     """
     model, settings = load_task_model(model_or_run_dir)
-    if not isinstance(model, BertClassifier):
-        raise ModelInputError(f"Export supports text classification today; got a {type(model).__name__}.")
+    task = _task_of(model)
     model._require_preprocessor()
+    if task != "classification" and pairs:
+        raise ModelInputError(f"pairs=True is for sentence-pair classifiers; a {task} model has its own inputs.")
+    if task != "token-classification" and stride is not None:
+        raise ModelInputError(f"stride is for token classification; this is a {task} model.")
+    if task != "question-answering" and max_answer_len is not None:
+        raise ModelInputError(f"max_answer_len is for question answering; this is a {task} model.")
     if pairs is None:
-        pairs = bool(settings.get("pairs", False))
+        pairs = bool(settings.get("pairs", False)) if task == "classification" else False
     out = Path(out_dir)
     if out.exists() and not (overwrite and (out / "saved_model.pb").is_file()):
         what = "an export" if (out / "saved_model.pb").is_file() else "something else"
         hint = " (pass overwrite=True / --overwrite to replace it)" if what == "an export" else ""
         raise RunDirectoryError(f"{out} already exists and holds {what}{hint}; choose another output folder.")
+    extra: dict[str, Any] = {}
+    if task == "token-classification":
+        window = model.preprocessor.sequence_length - 2
+        stride = window // 4 if stride is None else stride
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 0 <= stride < window:
+            raise ModelInputError(f"stride must be an int in [0, {window}) (the window holds {window} pieces), "
+                                  f"got {stride!r}.")
+        extra = {"stride": stride}
+    elif task == "question-answering":
+        max_answer_len = model.max_answer_len if max_answer_len is None else max_answer_len
+        if isinstance(max_answer_len, bool) or not isinstance(max_answer_len, int) or max_answer_len < 1:
+            raise ModelInputError(f"max_answer_len must be an int >= 1, got {max_answer_len!r}.")
+        extra = {"max_answer_len": max_answer_len, "candidates_per_window": 2 * 1 + 10}
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -194,9 +479,16 @@ def export_task(model_or_run_dir: Any, out_dir: str | os.PathLike, pairs: bool |
         vocab = source / VOCAB_ASSET
         vocab.write_text("".join(t + "\n" for t in model.preprocessor.tokenizer.get_vocabulary()), encoding="utf-8")
         meta = source / SERVING_METADATA
-        meta.write_text(json.dumps(_metadata(model, pairs, settings), indent=2, default=str) + "\n",
+        meta.write_text(json.dumps(_metadata(model, task, pairs, settings, extra), indent=2, default=str) + "\n",
                         encoding="utf-8")
-        module = _ServingModule(model, pairs, {"vocab": vocab, "metadata": meta}, PAD_TO_MULTIPLE_OF)
+        assets = {"vocab": vocab, "metadata": meta}
+        if task == "classification":
+            module = _ServingModule(model, pairs, assets, PAD_TO_MULTIPLE_OF)
+        elif task == "token-classification":
+            module = _TokenServingModule(model, assets, PAD_TO_MULTIPLE_OF, stride)
+        else:
+            module = _QAServingModule(model, assets, PAD_TO_MULTIPLE_OF, max_answer_len,
+                                      extra["candidates_per_window"])
         saved = staging / "saved"
         tf.saved_model.save(module, str(saved), signatures={"serving_default": module.serve})
         if out.exists():
