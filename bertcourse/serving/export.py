@@ -10,20 +10,48 @@ uses: ``import tensorflow_text`` registers them)::
     out = model.signatures["serving_default"](text=tf.constant(["a fine film"]))
     out["label"], out["probabilities"]
 
-The serving signature (``serving_default``) of a classifier:
+The serving signature (``serving_default``) follows the task (:data:`bertcourse.tasks.RUN_TASKS`); every
+input is a ``[batch]`` ``tf.string`` and every output has the batch first (a server can cut a batch of
+requests apart):
 
-* inputs: ``text`` ``[batch]`` ``tf.string`` (and ``text_pair`` for a sentence-pair model);
-* outputs: ``logits`` ``[batch, classes]`` float32, ``probabilities`` (softmax; sigmoid for a single
-  output, as Hugging Face's pipeline), ``label_id`` ``[batch]`` int32 and ``label`` ``[batch]`` string
-  (the class name).
+* **classification** (:class:`~bertcourse.tasks.BertClassifier`): input ``text`` (and ``text_pair`` for a
+  sentence-pair model); outputs ``logits`` ``[batch, classes]`` float32, ``probabilities`` (softmax;
+  sigmoid for a single output, as Hugging Face's pipeline), ``label_id`` ``[batch]`` int32 and ``label``
+  ``[batch]`` string (the class name).
+* **token-classification** (:class:`~bertcourse.tasks.BertTokenClassifier`, ``pipeline("ner")``): input
+  ``text``; outputs per WordPiece, ``[batch, pieces]`` padded to the batch's longest text: ``entity``
+  (the label, ``""`` on padding), ``label_id`` (int32, -1 on padding), ``score`` (its softmax probability),
+  ``start``/``end`` (int32 CHARACTER offsets into the text: ``text[start:end]`` is the piece), ``word``
+  (the vocabulary piece, ``##ma``; an ``[UNK]`` shows the text it covers), ``is_subword`` (Hugging Face's
+  rule, for word-level aggregation by the client), ``mask`` (a real piece); and ``num_pieces`` ``[batch]``.
+  The pieces not labelled ``O`` are ``pipeline("ner", aggregation_strategy="none")``'s entities, with
+  ``index`` = piece position + 1. Texts of any length: a text longer than the window
+  (``sequence_length - 2`` pieces) is cut in the graph into windows sharing ``stride`` pieces, and each
+  piece keeps the logits of the window where it has the most context, as the Python pipeline does.
+* **question-answering** (:class:`~bertcourse.tasks.BertQuestionAnswerer`): inputs ``question`` and
+  ``context``; outputs ``[batch]``: ``answer`` (string), ``start``/``end`` (int32 character offsets in the
+  context, ``context[start:end] == answer``), ``score`` (``p_start * p_end``, summed over candidates with
+  the same text), ``null_score`` (``p_start([CLS]) * p_end([CLS])``, the minimum over the windows: compare
+  it with ``score`` for "no answer") and ``num_windows``. All in the graph, as the Python pipeline
+  (``top_k=1``, ``handle_impossible_answer=False``): the question cut to ``max_query_length`` tokens, the
+  context in windows sharing ``doc_stride`` tokens, logits outside the context set to -10000 and a
+  softmax per window, spans ``s <= e < s + max_answer_len`` (the model's setting unless given at export),
+  the best ``2 + 10`` per window widened to whole words, equal texts (case-insensitive) added up. A
+  context with no token gets the empty answer with score 0 (the Python pipeline refuses it); a question
+  too long to leave more than ``doc_stride`` context tokens in a window is an ``InvalidArgumentError``
+  that says so (the Python pipeline's ``ModelInputError``).
 
-Inside the graph each batch is cut to its longest row rounded up to a multiple of 8 before the encoder
-runs (as the Python pipeline's :func:`~bertcourse.tasks.base.trim_padding`): a batch of short texts
-does not pay for ``sequence_length`` positions, and the logits are the Python pipeline's.
+String outputs (``label``, ``entity``, ``word``, ``answer``) are UTF-8 bytes: decode them as UTF-8
+(``b.decode("utf-8")``; NumPy's ``astype(str)`` decodes ASCII only and fails on "café").
+
+Inside the graph each batch is cut to its longest row (or window) rounded up to a multiple of 8 before
+the encoder runs (as the Python pipeline's :func:`~bertcourse.tasks.base.trim_padding`): a batch of short
+texts does not pay for ``sequence_length`` positions.
 
 Assets (``assets/`` of the SavedModel, referenced by the graph, so they move with it):
 ``vocab.txt`` (the WordPiece vocabulary, one token per line, line number = id) and ``serving.json``
-(task, input and output names, labels, sequence length, lower-casing: what a server or client needs).
+(task, input and output names, each output's shape and meaning under ``output_shapes``, labels, sequence
+length, windows, lower-casing: what a server or client needs).
 
 >>> import json, tempfile
 >>> from bertcourse.models import BertBackbone
@@ -60,7 +88,7 @@ from bertcourse.tasks.token_classification import BertTokenClassifier
 from bertcourse.training.run import RunDirectory
 
 __all__ = ["export_task", "read_serving_metadata", "load_task_model", "SERVING_METADATA", "VOCAB_ASSET",
-           "PAD_TO_MULTIPLE_OF"]
+           "PAD_TO_MULTIPLE_OF", "SUPPORTED", "CLASSIFIER_OUTPUTS", "TOKEN_OUTPUTS", "QA_OUTPUTS"]
 
 SERVING_METADATA = "serving.json"
 VOCAB_ASSET = "vocab.txt"
