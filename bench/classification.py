@@ -81,7 +81,23 @@ def minilm():
     return load_hf_bert(model_path("all-MiniLM-L6-v2"))
 
 
-def run_sst2(args, out: Path) -> dict:
+def course_model(run_dir: Path):
+    """The course's own lesson-07 encoder (a ``bertcourse pretrain`` run) and its tokenizer."""
+    from bertcourse.training.run import RunDirectory
+
+    return RunDirectory(run_dir).load_backbone()
+
+
+def run_sst2_course(args, out: Path) -> dict:
+    """SST-2 with the course's own pretrained encoder instead of MiniLM (same recipe)."""
+    from bertcourse.training.run import RunDirectory
+
+    if not RunDirectory(args.course_run).exists:
+        return {"skipped": f"no pretraining run in {args.course_run} (make it with lesson 07 or `bertcourse pretrain`)"}
+    return run_sst2(args, out, encoder="course")
+
+
+def run_sst2(args, out: Path, encoder: str = "minilm") -> dict:
     import numpy as np
 
     from bertcourse.data.benchmarks import load_sst2
@@ -91,12 +107,15 @@ def run_sst2(args, out: Path) -> dict:
 
     train = subset(load_sst2("train"), args.train_limit, args.seed)
     dev, test = load_sst2("dev"), load_sst2("test")
-    backbone, tokenizer = minilm()
+    backbone, tokenizer = minilm() if encoder == "minilm" else course_model(args.course_run)
+    source = {"hf": "all-MiniLM-L6-v2"} if encoder == "minilm" else {"pretraining_run": str(args.course_run)}
+    lr = args.learning_rate if encoder == "minilm" else args.course_learning_rate
     start = time.perf_counter()
-    model, metrics = finetune_classifier(lambda: backbone, tokenizer, train, out / "sst2", validation=dev,
+    model, metrics = finetune_classifier(lambda: backbone, tokenizer, train,
+                                         out / ("sst2" if encoder == "minilm" else "sst2-course"), validation=dev,
                                          seq_len=args.seq_len, batch_size=args.batch_size, epochs=args.epochs,
-                                         learning_rate=args.learning_rate, seed=args.seed, overwrite=True,
-                                         verbose=2, source={"hf": "all-MiniLM-L6-v2"})
+                                         learning_rate=lr, seed=args.seed, overwrite=True,
+                                         verbose=2, source=source)
     train_minutes = (time.perf_counter() - start) / 60
     labels = metrics["labels"]
     x = encode_texts(model.preprocessor, test.texts)
@@ -104,7 +123,7 @@ def run_sst2(args, out: Path) -> dict:
     test_metrics = classification_metrics(np.array([labels[y] for y in test.labels]), pred, len(labels))
     history = metrics["history"]
     return {"train_examples": len(train), "epochs": args.epochs, "seq_len": args.seq_len,
-            "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+            "batch_size": args.batch_size, "learning_rate": lr,
             "dev_accuracy_per_epoch": history.get("val_accuracy"),
             "dev_accuracy": metrics["validation"]["accuracy"], "test_accuracy": test_metrics["accuracy"],
             "minutes": train_minutes + 0.0, "minutes_with_test": (time.perf_counter() - start) / 60}
@@ -216,6 +235,11 @@ def table(results: dict) -> str:
                   f"| all-MiniLM-L6-v2 encoder, fine-tuned here | {100 * r['dev_accuracy']:.1f} | "
                   f"{100 * r['test_accuracy']:.1f} | {r['train_examples']:,} x {r['epochs']} epochs | "
                   f"{r['minutes']:.1f} |"]
+        c = results.get("sst2_course")
+        if c and "skipped" not in c:
+            lines.append(f"| the course's own lesson-07 encoder, fine-tuned here | {100 * c['dev_accuracy']:.1f} | "
+                         f"{100 * c['test_accuracy']:.1f} | {c['train_examples']:,} x {c['epochs']} epochs | "
+                         f"{c['minutes']:.1f} |")
         lines += [f"| {name} (published) | | {value} | 67,349 | |" for name, value in PUBLISHED_SST2.items()]
         lines.append("")
     if "stsb" in results:
@@ -261,7 +285,11 @@ def main(argv=None) -> int:
     parser.add_argument("--speed-batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=["sst2", "stsb", "speed"], action="append")
+    parser.add_argument("--course-run", type=Path, default=ROOT / "runs" / "pretrain-course-mini",
+                        help="the course's own pretraining run, fine-tuned on SST-2 too (--only sst2-course)")
+    parser.add_argument("--course-learning-rate", type=float, default=3e-4,
+                        help="learning rate for the course model (small, briefly pretrained: wants more)")
+    parser.add_argument("--only", choices=["sst2", "sst2-course", "stsb", "speed"], action="append")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if args.eval_dir is not None:
@@ -280,8 +308,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"uptime_start": uptime(), "argv": sys.argv[1:]}
     start = time.perf_counter()
-    for name, fn in (("sst2", run_sst2), ("stsb", run_stsb), ("speed", run_speed)):
-        if args.only and name not in args.only:
+    for name, fn in (("sst2", run_sst2), ("sst2_course", run_sst2_course), ("stsb", run_stsb), ("speed", run_speed)):
+        if args.only and name.replace("_", "-") not in args.only:
             continue
         print(f"--- {name} ({uptime()})", flush=True)
         results[name] = fn(args, args.out)

@@ -193,6 +193,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default=str(ROOT / "runs"))
     parser.add_argument("--course-run", default=str(ROOT / "runs" / "pretrain-course-mini"))
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--no-speed", action="store_true", help="quality only; keep the speed rows of the last run")
     parser.add_argument("--eval-only", action="store_true", help="score the finished runs of the seeds, no training")
     parser.add_argument("--twin-only", action="store_true", help="only the twin check of the first seed's run")
     parser.add_argument("--run", help="the fine-tuned run for the speed test (default: the first seed's)")
@@ -218,7 +219,7 @@ def main(argv=None) -> int:
         if not args.eval_only:
             results["settings"] = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                                    "seq_len": args.seq_len, "seeds": args.seeds}
-    if RunDirectory(run_dir).exists:
+    if RunDirectory(run_dir).exists and not args.no_speed:
         results["speed"] = speed(args, run_dir, test.texts()[:args.speed_sentences])
         results["speed"]["sentences"] = args.speed_sentences
         results["speed"]["torch_threads"] = args.threads

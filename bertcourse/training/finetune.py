@@ -47,7 +47,7 @@ from bertcourse.tasks.classification import (PROBLEM_TYPES, BertClassifier, clas
 from bertcourse.text import save_vocabulary
 from bertcourse.training.loop import TrainConfig, train as train_loop
 from bertcourse.training.run import RunDirectory, atomic_save_weights
-from bertcourse.training.streams import shuffled_batches
+from bertcourse.training.streams import shuffled_batches, trim_to_longest
 
 __all__ = ["finetune_classifier", "encode_labelled", "epoch_plan", "task_run_config", "numeric_labels"]
 
@@ -182,8 +182,8 @@ def finetune_classifier(backbone_fn, tokenizer, train: LabelledTexts, out_dir: s
     run = RunDirectory.create(out, "classification", run_config, overwrite=overwrite, resume=resume)
     # the engine sees a step-indexed stream: batch N is the same in any process, resumed or not
     stream = lambda start_step: shuffled_batches(train_x, train_y, batch_size=global_batch,  # noqa: E731
-                                                 seed=seed, start_step=start_step)
-    valid = tf.data.Dataset.from_tensor_slices((valid_x, valid_y)).batch(global_batch) \
+                                                 seed=seed, start_step=start_step).map(trim_to_longest)
+    valid = tf.data.Dataset.from_tensor_slices((valid_x, valid_y)).batch(global_batch).map(trim_to_longest) \
         if validation is not None else None
 
     def build():

@@ -48,7 +48,7 @@ from bertcourse.text import save_vocabulary
 from bertcourse.training.finetune import epoch_plan, task_run_config
 from bertcourse.training.loop import TrainConfig, train as train_loop
 from bertcourse.training.run import RunDirectory, atomic_save_weights
-from bertcourse.training.streams import shuffled_batches
+from bertcourse.training.streams import shuffled_batches, trim_to_longest
 
 __all__ = ["finetune_token_classifier", "token_loss", "trim_batch"]
 
@@ -60,10 +60,9 @@ def token_loss() -> keras.losses.Loss:
 
 
 def trim_batch(inputs: dict, labels: tf.Tensor) -> tuple[dict, tf.Tensor]:
-    """Cut a padded batch to its longest row (in the graph: tweets are short, the padding is most of a
-    fixed-length batch); the model sees ``[batch, None]`` shapes, so it is traced once."""
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(inputs["padding_mask"], tf.int32), axis=1))
-    return {k: v[:, :longest] for k, v in inputs.items()}, labels[:, :longest]
+    """Cut a padded batch to its longest row, labels included (tweets are short: the padding is most of a
+    fixed-length batch); :func:`~bertcourse.training.streams.trim_to_longest` with per-position labels."""
+    return trim_to_longest(inputs, labels, trim_labels=True)
 
 
 def _fingerprint(data: ConllData) -> str:
