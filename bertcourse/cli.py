@@ -1,10 +1,14 @@
-"""``bertcourse`` on the command line: pretrain a BERT, fine-tune a classifier, check the data, show the environment.
+"""``bertcourse`` on the command line: pretrain a BERT, fine-tune it on a task, check the data, show the environment.
 
     bertcourse pretrain --preset mini --corpus austen --corpus moby_dick --steps 800 --out runs/mini
     bertcourse pretrain ... --out runs/mini --resume        # continue an interrupted run
     bertcourse finetune --task sentiment --train train.tsv --validation dev.tsv --init runs/mini --out runs/sst
     bertcourse finetune --task regression --train pairs.tsv --hf minilm/ --out runs/sts   # text, text_b, score
+    bertcourse finetune --task ner --train wnut17train.conll --validation emerging.dev.conll --hf minilm/ --out runs/ner
+    bertcourse finetune --task qa --train train-v1.1.json --validation dev-v1.1.json --hf minilm/ --out runs/qa
     bertcourse predict runs/sst test.tsv --out predictions.jsonl                          # or .tsv; stdout: tsv
+    bertcourse predict runs/ner emerging.test.annotated --out tags.conll   # token [gold] predicted; entity F1
+    bertcourse predict runs/qa dev-v1.1.json --out predictions.json        # {id: answer}; EM/F1
     bertcourse export runs/sst exports/sst                   # a SavedModel that takes raw strings
     bertcourse serve exports/sst                             # HTTP, TF Serving's REST format, 127.0.0.1:8501
     bertcourse data verify                                   # checksums of data/
@@ -21,6 +25,8 @@ and ``--out`` are all checked before any corpus is read, vocabulary learned or m
 >>> args = build_parser().parse_args(["pretrain", "--out", "runs/x", "--steps", "50"])
 >>> args.steps, steps_per_epoch(args)           # an epoch is never longer than the run
 (50, 50)
+>>> canonical_task("ner"), canonical_task("qa"), canonical_task("sentiment")
+('token-classification', 'question-answering', 'classification')
 >>> one_line_error(CommandLineError("--seq-len 600 is longer than\\n the position table."))
 'error: --seq-len 600 is longer than the position table.'
 """
@@ -28,6 +34,7 @@ and ``--out`` are all checked before any corpus is read, vocabulary learned or m
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -46,6 +53,8 @@ tf = import_tensorflow_quietly()  # before the modules below load it: its C++ st
 from bertcourse.config import PRESETS, BertConfig  # noqa: E402
 from bertcourse.convert.hf import load_hf_bert  # noqa: E402
 from bertcourse.data import corpora  # noqa: E402
+from bertcourse.data.conll import DOCSTART, ConllData, read_conll  # noqa: E402
+from bertcourse.data.squad import QAExample, parse_squad, read_squad  # noqa: E402
 from bertcourse.data.labelled import read_labelled_texts  # noqa: E402
 from bertcourse.errors import BertcourseError, DataFileError, ModelLoadError, RunDirectoryError  # noqa: E402
 from bertcourse.layers import SequenceTooLongError  # noqa: E402
@@ -55,17 +64,32 @@ from bertcourse.models import BertBackbone  # noqa: E402
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary  # noqa: E402
 from bertcourse.tasks import TASKS  # noqa: E402
 from bertcourse.tasks.classification import classification_metrics, regression_metrics  # noqa: E402
+from bertcourse.tasks.question_answering import squad_metrics  # noqa: E402
+from bertcourse.tasks.token_classification import check_tags, entity_metrics, predict_word_tags  # noqa: E402
 from bertcourse.training.finetune import finetune_classifier, numeric_labels  # noqa: E402
+from bertcourse.training.finetune_qa import finetune_question_answerer  # noqa: E402
+from bertcourse.training.finetune_tokens import finetune_token_classifier  # noqa: E402
 from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain, pretraining_train_config  # noqa: E402
 from bertcourse.training.run import RunDirectory  # noqa: E402
 
-__all__ = ["main", "build_parser", "FINETUNE_TASKS", "CommandLineError", "one_line_error", "steps_per_epoch",
-           "USER_ERRORS"]
+__all__ = ["main", "build_parser", "FINETUNE_TASKS", "TASK_RUN_KINDS", "CommandLineError", "one_line_error",
+           "steps_per_epoch", "canonical_task", "USER_ERRORS"]
 
-# Token classification (NER), extractive QA and similarity get their own heads in lessons 10-12.
-FINETUNE_TASKS = ("classification", "sentiment", "regression")
+# --task name -> the kind of run it writes (the engine that trains it); "sentiment", "regression", "ner" and
+# "qa" are other names of these (regression: a classification run with one numeric output).
+FINETUNE_TASKS = ("classification", "sentiment", "regression", "token-classification", "ner", "question-answering",
+                  "qa")
+_TASK_KINDS = {"classification": "classification", "sentiment": "classification", "regression": "classification",
+               "token-classification": "token-classification", "ner": "token-classification",
+               "question-answering": "question-answering", "qa": "question-answering"}
+# The engine defaults per kind (finetune_classifier / finetune_token_classifier / finetune_question_answerer).
+_SEQ_LEN = {"classification": 128, "token-classification": 128, "question-answering": 384}
+_EPOCHS = {"classification": 3, "token-classification": 3, "question-answering": 2}
 PREDICTION_FORMATS = (".tsv", ".jsonl")
-TASK_RUN_KINDS = ("classification",)  # runs `bertcourse predict` reads
+# run kind -> the files `bertcourse predict` writes for it
+_PREDICTION_FORMATS = {"classification": PREDICTION_FORMATS, "token-classification": (".tsv", ".conll", ".jsonl"),
+                       "question-answering": (".tsv", ".jsonl", ".json")}
+TASK_RUN_KINDS = tuple(_PREDICTION_FORMATS)  # runs `bertcourse predict` reads
 DEFAULT_STEPS_PER_EPOCH = 100
 # What a user can cause (shown as one line); anything else is a bug and keeps its traceback.
 USER_ERRORS = (BertcourseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -131,27 +155,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
 
-    f = sub.add_parser("finetune", help="fine-tune a BERT classifier on labelled .tsv/.csv files")
+    f = sub.add_parser("finetune", help="fine-tune a BERT on labelled files: classification (.tsv/.csv), "
+                                        "token classification (CoNLL columns), question answering (SQuAD json)")
     f.add_argument("--task", choices=FINETUNE_TASKS, default="classification",
                    help="sentiment and classification: one label per text (or text pair, with a text_b column); "
-                        "regression: a numeric score per text or pair (MSE; Pearson/Spearman)")
-    f.add_argument("--train", type=Path, required=True, help=".tsv/.csv with a header: text, label [, text_b]")
-    f.add_argument("--validation", type=Path, help="same format; evaluated every epoch, best epoch kept")
+                        "regression: a numeric score per text or pair (MSE; Pearson/Spearman); "
+                        "token-classification (ner): a BIO tag per word, CoNLL-column files (entity F1); "
+                        "question-answering (qa): answer spans, SQuAD v1.1/v2.0 json (EM/F1)")
+    f.add_argument("--train", type=Path, required=True,
+                   help="classification: .tsv/.csv with a header: text, label [, text_b]; ner: a CoNLL-column "
+                        "file (token ... tag, a blank line between sentences); qa: a SQuAD json file")
+    f.add_argument("--validation", type=Path,
+                   help="same format; classification and ner: evaluated every epoch, best epoch kept; "
+                        "qa: EM/F1 of the final model")
     source = f.add_mutually_exclusive_group(required=True)
     source.add_argument("--init", type=Path, help="a `bertcourse pretrain` output directory (lesson 07)")
     source.add_argument("--hf", type=Path, help="a Hugging Face BERT directory (config.json, model.safetensors, "
                                                 "vocab.txt)")
     source.add_argument("--preset", choices=PRESETS, help="a fresh, untrained encoder (needs --vocab)")
     f.add_argument("--vocab", type=Path, help="vocab.txt for --preset")
-    f.add_argument("--text-column", default="text")
-    f.add_argument("--label-column", default="label")
-    f.add_argument("--text-b-column", default="text_b", help="second text of a pair, when the file has it")
-    f.add_argument("--seq-len", type=_positive_int, default=128)
+    f.add_argument("--text-column", help="classification: the text column (default: text)")
+    f.add_argument("--label-column", help="classification: the label column (default: label)")
+    f.add_argument("--text-b-column", help="classification: the second text of a pair, when the file has it "
+                                           "(default: text_b)")
+    f.add_argument("--seq-len", type=_positive_int,
+                   help="pieces per example (default: 128; qa: 384, the window length)")
     f.add_argument("--batch-size", type=_positive_int, default=32)
-    f.add_argument("--epochs", type=_positive_int, default=3)
+    f.add_argument("--epochs", type=_positive_int, help="default: 3 (qa: 2)")
     f.add_argument("--max-steps", type=_positive_int, help="stop after this many updates (whole epochs)")
     f.add_argument("--learning-rate", type=_positive_float, default=5e-5)
-    f.add_argument("--dropout", type=float, default=0.1)
+    f.add_argument("--dropout", type=float, help="dropout of the head (default: 0.1; not for qa)")
+    f.add_argument("--label-all-pieces", action="store_true",
+                   help="ner: every piece of a word learns its label (default: only the first piece)")
+    f.add_argument("--doc-stride", type=_positive_int, help="qa: tokens shared by consecutive windows (default: 128)")
+    f.add_argument("--max-query-length", type=_positive_int, help="qa: question tokens kept (default: 64)")
+    f.add_argument("--max-answer-len", type=_positive_int, help="qa: longest answer in tokens (default: 15)")
     f.add_argument("--bf16", action="store_true", help="mixed_bfloat16 precision")
     f.add_argument("--save-steps", type=_positive_int, help="checkpoint every N updates (needed for --resume)")
     f.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -177,13 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
     s.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds before a request gets 504")
 
-    pr = sub.add_parser("predict", help="predictions of a fine-tuned run on a .tsv/.csv file")
+    pr = sub.add_parser("predict", help="predictions of a fine-tuned run on a file of its task")
     pr.add_argument("run", type=Path, help="a `bertcourse finetune` output directory")
-    pr.add_argument("file", type=Path, help=".tsv/.csv with a header: text [, text_b] [, label: then scored]")
-    pr.add_argument("--out", type=Path, help="predictions file, .tsv or .jsonl (default: tsv on stdout)")
-    pr.add_argument("--text-column", default="text")
-    pr.add_argument("--text-b-column", default="text_b")
-    pr.add_argument("--label-column", default="label")
+    pr.add_argument("file", type=Path,
+                    help="classification: .tsv/.csv with a header: text [, text_b] [, label: then scored]; "
+                         "ner: CoNLL columns, tokens only or token ... tag (then scored); qa: SQuAD json "
+                         "(questions with answers are scored)")
+    pr.add_argument("--out", type=Path,
+                    help="predictions file: .tsv or .jsonl; ner also .conll (token [gold] predicted); qa also "
+                         ".json ({id: answer}, the official evaluation's input) (default: tsv on stdout)")
+    pr.add_argument("--text-column", help="classification (default: text)")
+    pr.add_argument("--text-b-column", help="classification (default: text_b)")
+    pr.add_argument("--label-column", help="classification (default: label)")
     pr.add_argument("--batch-size", type=_positive_int, default=32)
 
     d = sub.add_parser("data", help="the shipped corpora")
@@ -408,29 +451,51 @@ def _pretrain(args) -> int:
     return 0
 
 
-def _finetune(args) -> int:
-    for flag, path in (("--train", args.train), ("--validation", args.validation), ("--vocab", args.vocab)):
-        _check_input_file(flag, path)
-    _check_out(args.out)
-    if args.preset and args.vocab is None:
-        raise CommandLineError("--preset needs --vocab (the vocabulary of the fresh encoder).")
-    if args.resume and not args.save_steps:
-        raise CommandLineError("--resume needs --save-steps (the checkpoint interval of the run to continue).")
-    if args.resume and args.overwrite:
-        raise CommandLineError("--resume continues a run and --overwrite starts it again: give one of them.")
-    if not 0.0 <= args.dropout < 1.0:
-        raise CommandLineError(f"--dropout must be in [0, 1), got {args.dropout}.")
-    regression = args.task == "regression"
-    train = read_labelled_texts(args.train, args.text_column, args.label_column, args.text_b_column,
-                                require_classes=None if regression else 2)
-    validation = read_labelled_texts(args.validation, args.text_column, args.label_column, args.text_b_column) \
-        if args.validation else None
-    if args.hf is not None:
-        _check_seq_len(args.seq_len, _check_model_folder("--hf", args.hf), args.hf)
-    elif args.init is not None:  # a run's file names come from RunDirectory
-        _check_seq_len(args.seq_len, _check_model_folder("--init", args.init, RunDirectory(args.init)), args.init)
-    _check_run_folder(args.out, "classification", args.resume, args.overwrite, RunDirectory(args.out))
+def canonical_task(task: str) -> str:
+    """The kind of run a ``--task`` name writes: ``"classification"``, ``"token-classification"`` or
+    ``"question-answering"``."""
+    return _TASK_KINDS[task]
 
+
+# flag -> (args attribute, the run kinds whose engine takes it)
+_TASK_FLAGS = {
+    "--text-column": ("text_column", ("classification",)),
+    "--label-column": ("label_column", ("classification",)),
+    "--text-b-column": ("text_b_column", ("classification",)),
+    "--dropout": ("dropout", ("classification", "token-classification")),
+    "--label-all-pieces": ("label_all_pieces", ("token-classification",)),
+    "--doc-stride": ("doc_stride", ("question-answering",)),
+    "--max-query-length": ("max_query_length", ("question-answering",)),
+    "--max-answer-len": ("max_answer_len", ("question-answering",)),
+}
+
+
+def _check_task_flags(args, kind: str) -> None:
+    """A flag the task's engine does not take is refused (one line), never silently ignored."""
+    for flag, (name, kinds) in _TASK_FLAGS.items():
+        if kind not in kinds and getattr(args, name, None) not in (None, False):
+            takes = " and ".join(kinds)
+            raise CommandLineError(f"{flag} is not an option of --task {args.task} (its fine-tuning has no such "
+                                   f"setting; {flag} is for {takes}): leave it out.")
+
+
+def _check_not_empty(path: Path) -> None:
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataFileError(f"{path}: the file is empty; expected SQuAD json ({{\"data\": [articles]}}).")
+
+
+def _read_squad_examples(flag: str, path: Path) -> list[QAExample]:
+    _check_not_empty(path)
+    examples = read_squad(path).examples()
+    if not examples:
+        raise DataFileError(f"{flag} {path}: the SQuAD file has no questions (its 'data' list holds no "
+                            "paragraph with 'qas').")
+    return examples
+
+
+def _load_source(args, seq_len: int):
+    """``(backbone_fn, tokenizer, source)`` of ``--init``/``--hf``/``--preset``: a pretrained encoder is
+    loaded once; a preset is built by ``backbone_fn`` after the engine sets the precision and seeds."""
     dtype = "mixed_bfloat16" if args.bf16 else None
     if args.init is not None:  # load the pretrained encoder once
         backbone, tokenizer = RunDirectory(args.init).load_backbone(dtype=dtype)
@@ -444,18 +509,91 @@ def _finetune(args) -> int:
         if backbone is not None:
             return backbone
         return BertBackbone(BertConfig.preset(args.preset, vocab_size=tokenizer.vocabulary_size,
-                                              max_position_embeddings=max(args.seq_len, 128)))
+                                              max_position_embeddings=max(seq_len, 128)))
 
     source = {"init": str(args.init)} if args.init is not None else {"hf": str(args.hf)} if args.hf is not None \
         else {"preset": args.preset}
-    print(f"{args.task}: {len(train):,} training examples"
+    return backbone_fn, tokenizer, source
+
+
+def _finetune(args) -> int:
+    kind = canonical_task(args.task)
+    for flag, path in (("--train", args.train), ("--validation", args.validation), ("--vocab", args.vocab)):
+        _check_input_file(flag, path)
+    _check_out(args.out)
+    _check_task_flags(args, kind)
+    if args.preset and args.vocab is None:
+        raise CommandLineError("--preset needs --vocab (the vocabulary of the fresh encoder).")
+    if args.resume and not args.save_steps:
+        raise CommandLineError("--resume needs --save-steps (the checkpoint interval of the run to continue).")
+    if args.resume and args.overwrite:
+        raise CommandLineError("--resume continues a run and --overwrite starts it again: give one of them.")
+    dropout = 0.1 if args.dropout is None else args.dropout
+    if not 0.0 <= dropout < 1.0:
+        raise CommandLineError(f"--dropout must be in [0, 1), got {dropout}.")
+    seq_len = args.seq_len or _SEQ_LEN[kind]
+    epochs = args.epochs or _EPOCHS[kind]
+    regression = args.task == "regression"
+    text_column, label_column = args.text_column or "text", args.label_column or "label"
+    text_b_column = args.text_b_column or "text_b"
+    if kind == "classification":
+        train = read_labelled_texts(args.train, text_column, label_column, text_b_column,
+                                    require_classes=None if regression else 2)
+        validation = read_labelled_texts(args.validation, text_column, label_column, text_b_column) \
+            if args.validation else None
+    elif kind == "token-classification":
+        train = read_conll(args.train)  # a malformed line: DataFileError with its line number
+        validation = read_conll(args.validation) if args.validation else None
+        if validation is not None:  # the engine's check, before the encoder is loaded
+            check_tags(validation.tags, train.label_list, what=f"--validation {args.validation} (the labels are "
+                                                               f"--train's)")
+    else:
+        train = _read_squad_examples("--train", args.train)
+        validation = _read_squad_examples("--validation", args.validation) if args.validation else None
+        stride = 128 if args.doc_stride is None else args.doc_stride  # the engine's default
+        if stride >= seq_len - 4:  # a window: [CLS] question [SEP] context [SEP], the question >= 1 token
+            raise CommandLineError(f"--doc-stride {stride} leaves no room to advance in a window of --seq-len "
+                                   f"{seq_len} (question, 3 special tokens and context): use --doc-stride "
+                                   f"{max(1, seq_len // 4)} or a longer --seq-len.")
+    if args.hf is not None:
+        _check_seq_len(seq_len, _check_model_folder("--hf", args.hf), args.hf)
+    elif args.init is not None:  # a run's file names come from RunDirectory
+        _check_seq_len(seq_len, _check_model_folder("--init", args.init, RunDirectory(args.init)), args.init)
+    _check_run_folder(args.out, kind, args.resume, args.overwrite, RunDirectory(args.out))
+
+    backbone_fn, tokenizer, source = _load_source(args, seq_len)
+    unit = {"classification": "examples", "token-classification": "sentences",
+            "question-answering": "questions"}[kind]
+    print(f"{args.task}: {len(train):,} training {unit}"
           + (f", {len(validation):,} validation" if validation else ""), flush=True)
-    _, metrics = finetune_classifier(
-        backbone_fn, tokenizer, train, args.out, validation=validation, seq_len=args.seq_len,
-        batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
-        learning_rate=args.learning_rate, dropout=args.dropout, bf16=args.bf16, seed=args.seed,
-        save_steps=args.save_steps, resume=args.resume, overwrite=args.overwrite, source=source,
-        verbose=2 if args.quiet else 1, problem_type="regression" if regression else "single_label_classification")
+    common = dict(validation=validation, seq_len=seq_len, batch_size=args.batch_size, epochs=epochs,
+                  max_steps=args.max_steps, learning_rate=args.learning_rate, bf16=args.bf16, seed=args.seed,
+                  save_steps=args.save_steps, resume=args.resume, overwrite=args.overwrite, source=source,
+                  verbose=2 if args.quiet else 1)
+    if kind == "token-classification":
+        _, metrics = finetune_token_classifier(backbone_fn, tokenizer, train, args.out, dropout=dropout,
+                                               label_all_pieces=args.label_all_pieces, **common)
+        if "validation" in metrics:
+            v = metrics["validation"]
+            print(f"validation entity F1 {v['f1']:.3f} (precision {v['precision']:.3f}, recall {v['recall']:.3f}); "
+                  f"model in {args.out}")
+        else:
+            print(f"model in {args.out}")
+        return 0
+    if kind == "question-answering":
+        options = {name: getattr(args, name) for name in ("doc_stride", "max_query_length", "max_answer_len")
+                   if getattr(args, name) is not None}
+        _, metrics = finetune_question_answerer(backbone_fn, tokenizer, train, args.out, **options, **common)
+        print(f"{metrics['train_windows']:,} training windows")
+        if "validation" in metrics:
+            v = metrics["validation"]
+            print(f"validation EM {v['exact_match']:.1f}, F1 {v['f1']:.1f}; model in {args.out}")
+        else:
+            print(f"model in {args.out}")
+        return 0
+    _, metrics = finetune_classifier(backbone_fn, tokenizer, train, args.out, dropout=dropout,
+                                     problem_type="regression" if regression else "single_label_classification",
+                                     **common)
     if "validation" in metrics and regression:
         v = metrics["validation"]
         print(f"validation Pearson {v['pearson']:.3f}, Spearman {v['spearman']:.3f}, MSE {v['mse']:.3f}; "
@@ -485,28 +623,67 @@ def _serve(args) -> int:
 
 
 def _predict(args) -> int:
-    """``bertcourse predict RUN FILE``: one prediction per row (label and score), tsv or jsonl; with a label
-    column, the metric (accuracy or Pearson/Spearman) on stderr."""
+    """``bertcourse predict RUN FILE``: the predictions of a fine-tuned run on a file of its task, tsv (default,
+    stdout) or jsonl; with gold labels in the file, the metric on stderr.
+
+    classification: one row per text (label, score; accuracy/macro-F1 or Pearson/Spearman);
+    token classification: one predicted tag per word (CoNLL columns ``token [gold] predicted``, a blank line
+    between sentences; entity F1); question answering: one answer per question (``.json``: ``{id: answer}``,
+    the official evaluation script's input; EM/F1 over the questions that have answers)."""
     _check_input_file("FILE", args.file)
     if not args.run.is_dir():
         raise FileNotFoundError(f"RUN {args.run} is not a folder: give the --out folder of `bertcourse finetune`.")
     run = RunDirectory(args.run)
     if run.kind not in TASK_RUN_KINDS:
         raise RunDirectoryError(f"RUN {args.run} holds {'a ' + run.kind if run.kind else 'no'} run, not a fine-tuned "
-                                "classifier: give the --out folder of `bertcourse finetune`.")
+                                "task model: give the --out folder of `bertcourse finetune`.")
+    formats = _PREDICTION_FORMATS[run.kind]
     suffix = args.out.suffix.lower() if args.out is not None else ".tsv"
-    if suffix not in PREDICTION_FORMATS:
-        raise CommandLineError(f"--out {args.out}: write predictions to a .tsv or .jsonl file.")
+    if suffix not in formats:
+        raise CommandLineError(f"--out {args.out}: write the predictions of a {run.kind} run to a "
+                               + ", ".join(formats[:-1]) + f" or {formats[-1]} file.")
     if args.out is not None and args.out.is_dir():
-        raise CommandLineError(f"--out {args.out} is a folder; give a file name (.tsv or .jsonl).")
-    data = read_labelled_texts(args.file, args.text_column, args.label_column, args.text_b_column,
-                               require_labels=False)
+        raise CommandLineError(f"--out {args.out} is a folder; give a file name ({', '.join(formats)}).")
+    if run.kind != "classification":
+        for flag, name in (("--text-column", "text_column"), ("--text-b-column", "text_b_column"),
+                           ("--label-column", "label_column")):
+            if getattr(args, name) is not None:
+                raise CommandLineError(f"{flag} is for classification runs; {args.run} is a {run.kind} run "
+                                       "(its file has no named columns): leave it out.")
+    predict = {"classification": _predict_classification, "token-classification": _predict_tokens,
+               "question-answering": _predict_answers}[run.kind]
+    text, summary, count = predict(args, run, suffix)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    print(f"{count:,} predictions{summary}" + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def _tsv(rows: list[dict]) -> str:
+    """A header and one line per row (a column a row lacks is empty); a value's tabs and line breaks become
+    spaces."""
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    return "\t".join(columns) + "\n" + "".join(
+        "\t".join(" ".join(str(row.get(c, "")).split()) for c in columns) + "\n" for row in rows)
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def _predict_classification(args, run, suffix: str) -> tuple[str, str, int]:
+    text_column, label_column = args.text_column or "text", args.label_column or "label"
+    text_b_column = args.text_b_column or "text_b"
+    data = read_labelled_texts(args.file, text_column, label_column, text_b_column, require_labels=False)
     settings = run.read_json("task_config", {}) or {}
     pairs = bool(settings.get("pairs", False))
     if pairs != (data.texts_b is not None):
         raise DataFileError(f"{args.file}: the model in {args.run} was trained on "
                             + ("text pairs, but the file has no " if pairs else "single texts, but the file has a ")
-                            + f"{args.text_b_column!r} column.")
+                            + f"{text_b_column!r} column.")
     model = run.load_task()
     regression = bool(getattr(model, "is_regression", False))
     gold = None
@@ -531,17 +708,6 @@ def _predict(args) -> int:
         if data.labels:
             row["gold"] = data.labels[i]
         rows.append(row)
-    if suffix == ".jsonl":
-        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    else:  # a text's tabs and line breaks become spaces: one row per line
-        columns = list(rows[0])
-        text = "\t".join(columns) + "\n" + "".join(
-            "\t".join(" ".join(str(row[c]).split()) for c in columns) + "\n" for row in rows)
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
     summary = ""
     if gold is not None:
         if regression:
@@ -551,8 +717,118 @@ def _predict(args) -> int:
             m = classification_metrics(gold, [model.class_names.index(r["label"]) for r in results],
                                        len(model.class_names))
             summary = f"; accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
-    print(f"{len(rows):,} predictions{summary}" + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
-    return 0
+    return (_jsonl(rows) if suffix == ".jsonl" else _tsv(rows)), summary, len(rows)
+
+
+def _read_words(path: Path) -> ConllData | None:
+    """A CoNLL file of tokens only (one column; a blank line between sentences) -> ``ConllData`` whose tags
+    are placeholders (``O``: there is no gold); ``None`` if its first token line has more columns (then
+    :func:`~bertcourse.data.conll.read_conll` reads it, strictly, with its tags)."""
+    try:
+        lines = path.read_bytes().decode("utf-8-sig").split("\n")
+    except UnicodeDecodeError:
+        return None  # read_conll names the line
+    first = next((line for line in lines if line.strip() and not line.startswith(DOCSTART)), None)
+    if first is None or len(first.rstrip("\r").split("\t") if "\t" in first else first.split()) != 1:
+        return None
+    sentences, words = [], []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if words:
+                sentences.append(words)
+                words = []
+            continue
+        if line.startswith(DOCSTART):
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) != 1 or not fields[0].strip():
+            raise DataFileError(f"{path}, line {number}: {len(fields)} column(s), expected 1 (a token) as on the "
+                                f"first token line ({line!r:.80}).")
+        words.append(fields[0].strip())
+    if words:
+        sentences.append(words)
+    return ConllData(sentences, [["O"] * len(s) for s in sentences], str(path))
+
+
+def _predict_tokens(args, run, suffix: str) -> tuple[str, str, int]:
+    words_only = _read_words(args.file)
+    data = words_only if words_only is not None else read_conll(args.file)
+    model = run.load_task()
+    gold = None if words_only is not None else data.tags
+    if gold is not None:
+        check_tags(gold, model.label_names, what=f"{args.file} (tags must be labels of the model in {args.run})")
+    predicted = predict_word_tags(model, data.sentences, batch_size=args.batch_size)
+    if suffix == ".jsonl":
+        text = _jsonl([{"words": words, "tags": tags, **({"gold": gold[i]} if gold is not None else {})}
+                       for i, (words, tags) in enumerate(zip(data.sentences, predicted))])
+    else:  # CoNLL columns, as conlleval reads them: token [gold] predicted
+        text = "\n".join("".join(f"{word}\t{gold[i][j]}\t{tag}\n" if gold is not None else f"{word}\t{tag}\n"
+                                 for j, (word, tag) in enumerate(zip(words, tags)))
+                         for i, (words, tags) in enumerate(zip(data.sentences, predicted)))
+    summary = ""
+    if gold is not None:
+        m = entity_metrics(gold, predicted)
+        summary = (f"; entity F1 {m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+                   f"{m['true_entities']:,} gold entities)")
+    return text, summary, len(data)
+
+
+def _read_questions(path: Path) -> tuple[list[QAExample], list[bool]]:
+    """A SQuAD json file for prediction: as :func:`~bertcourse.data.squad.read_squad` (strict), except that
+    a question without an ``answers`` field is a question to answer, not an error. Returns the questions and,
+    for each, whether it has gold answers (SQuAD 2.0's unanswerable questions count as gold: "")."""
+    _check_not_empty(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{path}: not UTF-8 ({err.reason} at byte {err.start}).") from None
+    except ValueError as err:
+        raise DataFileError(f"{path}: not valid JSON ({err}).") from None
+    labelled: list[bool] = []
+    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
+        raw = copy.deepcopy(raw)
+        for article in raw["data"]:
+            for paragraph in article.get("paragraphs", []) if isinstance(article, dict) else []:
+                qas = paragraph.get("qas", []) if isinstance(paragraph, dict) else []
+                for qa in qas if isinstance(qas, list) else []:
+                    has_gold = not isinstance(qa, dict) or "answers" in qa or bool(qa.get("is_impossible"))
+                    if not has_gold:  # read as an unanswerable one by the strict reader, then not scored
+                        qa["is_impossible"] = True
+                    labelled.append(has_gold)
+    examples = parse_squad(raw, str(path)).examples()  # the reader's checks, in file order
+    if not examples:
+        raise DataFileError(f"{path}: the SQuAD file has no questions (its 'data' list holds no paragraph with "
+                            "'qas').")
+    return examples, labelled
+
+
+def _predict_answers(args, run, suffix: str) -> tuple[str, str, int]:
+    examples, labelled = _read_questions(args.file)
+    model = run.load_task()
+    results = model.answer([ex.question for ex in examples], [ex.context for ex in examples],
+                           batch_size=args.batch_size)
+    rows = []
+    for ex, has_gold, (answers, _) in zip(examples, labelled, results):
+        best = answers[0] if answers else {"answer": "", "score": 0.0, "start": 0, "end": 0}
+        row = {"id": ex.id, "question": ex.question, "answer": best["answer"], "score": float(best["score"]),
+               "start": int(best["start"]), "end": int(best["end"])}
+        if has_gold:
+            row["gold"] = ex.answer_texts
+        rows.append(row)
+    if suffix == ".json":
+        text = json.dumps({row["id"]: row["answer"] for row in rows}, ensure_ascii=False, indent=1) + "\n"
+    elif suffix == ".jsonl":
+        text = _jsonl(rows)
+    else:
+        text = _tsv([{**row, "gold": " | ".join(row["gold"])} if "gold" in row else row for row in rows])
+    scored = [ex for ex, has_gold in zip(examples, labelled) if has_gold]
+    summary = ""
+    if scored:
+        m = squad_metrics({row["id"]: row["answer"] for row in rows}, scored)
+        summary = (f"; EM {m['exact_match']:.2f}, F1 {m['f1']:.2f}"
+                   + (f" on the {len(scored):,} questions with answers" if len(scored) < len(rows) else ""))
+    return text, summary, len(rows)
 
 
 def _data(args) -> int:

@@ -107,9 +107,9 @@ def test_finetune_bad_flags_and_files(tmp_path, capsys):
         build_parser().parse_args(["finetune", "--train", str(train), "--out", "x"])
     assert "one of the arguments --init --hf --preset is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["finetune", "--task", "ner", "--train", str(train), "--preset", "tiny",
+        build_parser().parse_args(["finetune", "--task", "summarize", "--train", str(train), "--preset", "tiny",
                                    "--out", "x"])
-    assert "invalid choice: 'ner'" in capsys.readouterr().err
+    assert "invalid choice: 'summarize'" in capsys.readouterr().err
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\nhello\tpos\n")
     vocab = tmp_path / "vocab.txt"
