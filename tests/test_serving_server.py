@@ -5,19 +5,21 @@ short bounded concurrent load run in which every answer carries the right label.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import random
 
 import httpx
 import pytest
 
 from bertcourse.cli import main as cli_main
-from bertcourse.serving.server import (ServingConfig, ServingError, check_bind, create_app, parse_model_arguments,
-                                       start_in_thread)
+from bertcourse.serving.server import (ServingConfig, ServingError, check_bind, create_app, estimate_length,
+                                       parse_model_arguments, split_by_length, start_in_thread)
 from bertcourse.serving.export import export_task
 from bertcourse.models import BertBackbone
 from bertcourse.tasks import BertClassifier
 from bertcourse.text import BertPreprocessor, bert_uncased_vocab_path
-from serving_support import CHECK, finetune_tiny_run
+from serving_support import CHECK, EchoModel, finetune_tiny_run
 
 KEY = "test-key-0123456789"
 
@@ -163,3 +165,121 @@ def test_parse_model_arguments_refusals():
     with pytest.raises(ServingError, match="at least one"):
         parse_model_arguments([])
     assert json.dumps(parse_model_arguments(["/x/y/"])) == '{"y": "/x/y/"}'
+
+
+# ----------------------------------------------------------------------------- the batcher, on a model without TF
+def _post_all(url: str, bodies: list[dict], model: str = "echo") -> list[httpx.Response]:
+    async def run():
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await asyncio.gather(*(http.post(f"{url}/v1/models/{model}:predict", json=b) for b in bodies))
+    return asyncio.run(run())
+
+
+def _expected(texts: list[str]) -> list[dict]:
+    """One request's predictions: [batch, pieces] outputs padded to its own longest text, not the batch's."""
+    width = max(len(t.split()) for t in texts)
+    out = []
+    for t in texts:
+        words = t.split()
+        out.append({"label": t[::-1], "length": len(t), "piece": words + [""] * (width - len(words)),
+                    "mask": [True] * len(words) + [False] * (width - len(words))})
+    return out
+
+
+def test_batches_never_exceed_max_size_and_every_request_gets_its_own_rows_in_order():
+    rng = random.Random(0)
+    bodies = []
+    for i in range(30):
+        texts = [" ".join(f"w{i}.{k}.{j}" for j in range(rng.randint(1, 30))) for k in range(rng.choice([1, 1, 3]))]
+        bodies.append({"instances": texts})
+    model = EchoModel()
+    app = create_app({"echo": model}, ServingConfig(max_batch_size=8, max_wait_ms=50))
+    with start_in_thread(app) as srv:
+        responses = _post_all(srv.url, bodies)
+    for body, r in zip(bodies, responses):
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == _expected(body["instances"])
+    assert sum(len(b) for b in model.batches) == sum(len(b["instances"]) for b in bodies)
+    assert max(len(b) for b in model.batches) <= 8
+    assert max(len(b) for b in model.batches) > 3  # concurrent requests did share calls
+    position = {t: (n, i) for n, batch in enumerate(model.batches) for i, t in enumerate(batch)}
+    for body in bodies:  # a request is never split: its instances run in one call, in order
+        places = [position[t] for t in body["instances"]]
+        assert len({n for n, _ in places}) == 1 and [i for _, i in places] == list(range(places[0][1],
+                                                                                        places[0][1] + len(places)))
+
+
+def test_a_failing_request_gets_500_and_its_batch_mates_their_answers():
+    texts = [f"sentence number {i}" for i in range(12)] + ["this one goes boom"]
+    model = EchoModel()
+    app = create_app({"echo": model}, ServingConfig(max_batch_size=len(texts), max_wait_ms=5_000))
+    with start_in_thread(app) as srv:  # the batch starts when all 13 wait (max_batch_size), not on the clock
+        responses = _post_all(srv.url, [{"instances": [t]} for t in texts])
+        with httpx.Client(base_url=srv.url) as c:
+            stats = c.get("/v1/stats").json()["models"]["echo"]
+    assert len(model.batches[0]) > 1 and any("boom" in t for t in model.batches[0])  # it was batched with others
+    for t, r in zip(texts, responses):
+        if "boom" in t:
+            assert r.status_code == 500 and "Inference failed" in r.json()["error"]
+        else:
+            assert r.status_code == 200 and r.json()["predictions"] == _expected([t])
+    assert stats["errors"] == 1 and stats["requests"] == len(texts) - 1
+
+
+def test_a_request_past_its_timeout_gets_504_and_is_not_run_later():
+    model = EchoModel(delay_s=1.0)
+    app = create_app({"echo": model}, ServingConfig(max_wait_ms=0, timeout_s=0.3))
+
+    async def run(url):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            slow = asyncio.create_task(http.post("/v1/models/echo:predict", json={"instances": ["slow"]}))
+            await asyncio.sleep(0.1)  # the worker is busy with "slow" for 1 s: "queued" waits, then times out
+            queued = await http.post("/v1/models/echo:predict", json={"instances": ["queued"]})
+            slow = await slow
+            await asyncio.sleep(1.0)
+            after = await http.post("/v1/models/echo:predict", json={"instances": ["after"]})
+            return slow, queued, after
+
+    with start_in_thread(app) as srv:
+        slow, queued, after = asyncio.run(run(srv.url))
+    assert slow.status_code == 504 and queued.status_code == 504 and "No answer within 0.3 s" in queued.json()["error"]
+    assert after.status_code == 200 and after.json()["predictions"] == _expected(["after"])
+    assert ["queued"] not in model.batches and model.batches == [["slow"], ["after"]]
+
+
+def test_without_batching_every_request_is_its_own_call():
+    model = EchoModel()
+    app = create_app({"echo": model}, ServingConfig(batching=False, max_wait_ms=50))
+    bodies = [{"instances": [f"text {i}"] * (1 + i % 2)} for i in range(12)]
+    with start_in_thread(app) as srv:
+        responses = _post_all(srv.url, bodies)
+    assert all(r.status_code == 200 and r.json()["predictions"] == _expected(b["instances"])
+               for b, r in zip(bodies, responses))
+    assert sorted(len(b) for b in model.batches) == sorted(len(b["instances"]) for b in bodies)
+
+
+def test_split_by_length_is_the_cheapest_cut_into_runs_of_similar_length():
+    rng = random.Random(1)
+
+    def cost(groups, lengths, sizes, overhead):
+        return sum(overhead + sum(sizes[i] for i in g) * -(-max(lengths[i] for i in g) // 8) * 8 for g in groups)
+
+    for _ in range(40):
+        n = rng.randint(1, 7)
+        lengths, sizes = [rng.randint(3, 60) for _ in range(n)], [rng.randint(1, 3) for _ in range(n)]
+        overhead = rng.choice([0, 8, 64, 500])
+        groups = split_by_length(lengths, sizes, overhead)
+        assert sorted(i for g in groups for i in g) == list(range(n))  # every job once, none split
+        flat = [lengths[i] for g in groups for i in g]
+        assert flat == sorted(flat)  # shortest first, runs of the sorted order
+        order = sorted(range(n), key=lambda i: lengths[i])
+        brute = min(cost([order[a:b] for a, b in zip((0,) + cuts, cuts + (n,))], lengths, sizes, overhead)
+                    for k in range(n) for cuts in itertools.combinations(range(1, n), k))
+        assert cost(groups, lengths, sizes, overhead) == brute
+    assert split_by_length([12, 50, 14], [1, 1, 1], float("inf")) == [[0, 2, 1]]
+    assert split_by_length([], [], 64) == []
+    assert estimate_length({"text": ["Short one."]}, 0) < estimate_length({"text": ["A much longer sentence, with "
+                                                                                     "more words in it."]}, 0)
+    assert estimate_length({"q": ["a b"], "c": ["c d e"]}, 0) == 2 + 3 + 3  # [CLS] q [SEP] c [SEP]
+    with pytest.raises(ServingError, match="group_overhead_tokens"):
+        ServingConfig(group_overhead_tokens=-1)

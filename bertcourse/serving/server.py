@@ -56,14 +56,15 @@ bertcourse.serving.server.ServingError: Binding 0.0.0.0 (not this machine's loop
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import hmac
 import json
 import os
+import re
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,8 @@ class ServingConfig:
     max_queue: int = 4096
     timeout_s: float = 30.0
     api_key: str | None = None
+    group_by_length: bool = True
+    group_overhead_tokens: float = 64.0
 
     def __post_init__(self):
         for name in ("max_batch_size", "max_body_bytes", "max_instances", "max_text_chars", "max_queue"):
@@ -111,6 +114,8 @@ class ServingConfig:
         if not self.max_wait_ms >= 0 or not self.timeout_s > 0:
             raise ServingError(f"max_wait_ms must be >= 0 and timeout_s > 0, got {self.max_wait_ms}, "
                                f"{self.timeout_s}.")
+        if not self.group_overhead_tokens >= 0:
+            raise ServingError(f"group_overhead_tokens must be >= 0, got {self.group_overhead_tokens}.")
         if self.api_key is not None and len(self.api_key) < 8:
             raise ServingError("An API key must have at least 8 characters.")
 
@@ -163,12 +168,27 @@ class ServedModel:
         self.function = self._loaded.signatures[signature]
         self.inputs: list[str] = list(self.metadata["inputs"])
         self.outputs: list[str] = list(self.metadata["outputs"])
+        specs = self.function.structured_outputs  # [batch, pieces] outputs: a dynamic second axis
+        self.ragged_outputs = {k for k, v in specs.items() if v.shape.rank and v.shape.rank >= 2
+                               and v.shape[1] is None}
         self.run({name: ["warm up"] for name in self.inputs})  # the first call pays for graph set-up
 
     def run(self, columns: dict[str, list[str]]) -> dict[str, np.ndarray]:
         """Named columns of texts -> the signature's outputs as NumPy (strings decoded)."""
         out = self.function(**{k: tf.constant(v, tf.string) for k, v in columns.items()})
         return {k: (v.numpy().astype(str) if v.dtype == tf.string else v.numpy()) for k, v in out.items()}
+
+    def rows(self, outputs: dict[str, np.ndarray], start: int, size: int) -> dict[str, np.ndarray]:
+        """Rows ``start:start + size`` of a batch's ``outputs``: one request's answer. Outputs padded along
+        a second axis to the batch's longest row (``[batch, pieces]``, with a ``mask`` output marking the
+        real positions) are cut to this request's own longest row, so an answer does not depend on what
+        it was batched with."""
+        part = {k: v[start:start + size] for k, v in outputs.items()}
+        if self.ragged_outputs and "mask" in part and part["mask"].ndim == 2:
+            real = part["mask"].any(axis=0)
+            width = int(np.flatnonzero(real)[-1]) + 1 if real.any() else 0
+            part = {k: (v[:, :width] if k in self.ragged_outputs else v) for k, v in part.items()}
+        return part
 
     def status(self) -> dict[str, Any]:
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
@@ -183,108 +203,211 @@ class ServedModel:
                              "serving": self.metadata}}
 
 
-@dataclasses.dataclass
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def estimate_length(columns: dict[str, list[str]], row: int) -> int:
+    """A cheap stand-in for the WordPiece length of instance ``row`` (words and punctuation marks of all its
+    inputs, plus [CLS] and a [SEP] per input): what length grouping sorts by, before the graph tokenizes.
+
+    >>> estimate_length({"text": ["A fine film, really."]}, 0)  # [CLS] a fine film , really . [SEP]
+    8
+    """
+    return sum(len(_WORD.findall(texts[row])) + 1 for texts in columns.values()) + 1
+
+
+def split_by_length(lengths: list[int], sizes: list[int], overhead_tokens: float,
+                    multiple: int = 8) -> list[list[int]]:
+    """Indices of jobs (``lengths[i]``: its longest instance, ``sizes[i]``: its instances) cut into groups
+    of similar length, each run as one batch: a batch is padded to its longest row (rounded up to
+    ``multiple``), so a short sentence batched with a long one pays for the long one's width. The cut
+    minimises ``sum(overhead_tokens + instances * padded width)`` over the groups (``overhead_tokens``: the
+    fixed cost of one model call, in tokens); groups come shortest first, a job is never split, and
+    ``overhead_tokens=inf`` keeps one group.
+
+    >>> split_by_length([12, 50, 14, 48], [1, 1, 1, 1], overhead_tokens=16)
+    [[0, 2], [3, 1]]
+    >>> split_by_length([12, 50, 14, 48], [1, 1, 1, 1], overhead_tokens=float("inf"))
+    [[0, 2, 3, 1]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if len(order) < 2 or overhead_tokens == float("inf"):
+        return [order] if order else []
+    width = [-(-lengths[i] // multiple) * multiple for i in order]
+    best = [0.0] + [float("inf")] * len(order)  # best[j]: the cheapest cut of the first j jobs
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        rows = 0
+        for i in range(j, 0, -1):  # the last group is order[i-1:j]; its width is width[j-1]
+            rows += sizes[order[i - 1]]
+            cost = best[i - 1] + overhead_tokens + rows * width[j - 1]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i - 1
+    groups, j = [], len(order)
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
+
+
+@dataclasses.dataclass(eq=False)
 class _Job:
     columns: dict[str, list[str]]
     size: int
+    length: int
+    loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    enqueued: float
+    abandoned: bool = False  # timed out or the client went away: the worker skips it
+
+
+def _settle(settlements: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for future, value, error in settlements:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 class _Batcher:
-    """The queue of one model and the worker that turns waiting requests into batches."""
+    """The queue of one model and its inference thread, which turns waiting requests into batches.
 
-    def __init__(self, model: ServedModel, config: ServingConfig, executor: ThreadPoolExecutor):
-        self.model, self.config, self.executor = model, config, executor
-        self.queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self.waiting = 0
+    The thread (not the event loop) gathers: it takes the waiting requests as soon as ``max_batch_size``
+    instances wait or the oldest has waited ``max_wait_ms`` (TF Serving's rule), runs them (cut into
+    groups of similar length, see :func:`split_by_length`) and hands every request its own rows back
+    through the loop. The event loop only parses and answers HTTP, so it overlaps with the model. One
+    lock shared by all models keeps one model call at a time (TensorFlow uses every core in each).
+    """
+
+    def __init__(self, model: ServedModel, config: ServingConfig, compute_lock: threading.Lock):
+        self.model, self.config, self.compute_lock = model, config, compute_lock
         self.stats = {"requests": 0, "instances": 0, "batches": 0, "max_batch": 0, "errors": 0}
-        self._carry: _Job | None = None
-        self._task: asyncio.Task | None = None
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._queued = 0  # instances in _jobs
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def waiting(self) -> int:
+        return self._queued
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._work())
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name=f"inference-{self.model.name}", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
 
     async def submit(self, columns: dict[str, list[str]], size: int) -> dict[str, np.ndarray]:
-        if self.waiting + size > self.config.max_queue:
-            raise _RequestError(503, f"Model {self.model.name!r} is overloaded ({self.waiting} instances "
-                                     f"waiting); retry later.")
-        job = _Job(columns, size, asyncio.get_running_loop().create_future())
-        self.waiting += size
-        self.queue.put_nowait(job)
-        try:
-            return await asyncio.wait_for(asyncio.shield(job.future), self.config.timeout_s)
-        except asyncio.TimeoutError:
-            job.future.cancel()
-            raise _RequestError(504, f"No answer within {self.config.timeout_s:g} s; the service is busy.") \
-                from None
-
-    async def _next(self, timeout: float | None) -> _Job | None:
-        if self._carry is not None:
-            job, self._carry = self._carry, None
-            return job
-        if timeout is None:
-            return await self.queue.get()
-        if timeout <= 0:
-            return self.queue.get_nowait() if not self.queue.empty() else None
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
-
-    async def _gather(self) -> list[_Job]:
         loop = asyncio.get_running_loop()
-        first = await self._next(None)
-        jobs, size = [first], first.size
-        if not self.config.batching:
+        length = max(estimate_length(columns, i) for i in range(size)) if self.config.group_by_length else 0
+        job = _Job(columns, size, length, loop, loop.create_future(), time.monotonic())
+        with self._cv:
+            if self._queued + size > self.config.max_queue:
+                raise _RequestError(503, f"Model {self.model.name!r} is overloaded ({self._queued} instances "
+                                         f"waiting); retry later.")
+            self._jobs.append(job)
+            self._queued += size
+            self._cv.notify()
+        timer = loop.call_later(self.config.timeout_s, _settle, [(job.future, None, _RequestError(
+            504, f"No answer within {self.config.timeout_s:g} s; the service is busy."))])
+        try:
+            return await job.future
+        except BaseException:  # 504, or the client went away (cancelled): not worth a model call
+            job.abandoned = True
+            raise
+        finally:
+            timer.cancel()
+
+    def _take(self) -> list[_Job] | None:
+        """The next batch of jobs (at most ``max_batch_size`` instances, one job if larger, oldest first);
+        ``None`` once stopped."""
+        config = self.config
+        with self._cv:
+            while True:
+                while self._jobs and self._jobs[0].abandoned:
+                    self._queued -= self._jobs.popleft().size
+                if self._jobs:
+                    break
+                if self._stopping:
+                    return None
+                self._cv.wait()
+            if config.batching:
+                deadline = self._jobs[0].enqueued + config.max_wait_ms / 1000
+                while self._queued < config.max_batch_size and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+            first = self._jobs.popleft()
+            jobs, size = [first], first.size
+            while config.batching and self._jobs and size + self._jobs[0].size <= config.max_batch_size:
+                job = self._jobs.popleft()
+                if not job.abandoned:
+                    jobs.append(job)
+                    size += job.size
+                else:
+                    self._queued -= job.size
+            self._queued -= size
             return jobs
-        deadline = loop.time() + self.config.max_wait_ms / 1000
-        while size < self.config.max_batch_size:
-            job = await self._next(deadline - loop.time())
-            if job is None:
-                break
-            if size + job.size > self.config.max_batch_size:
-                self._carry = job  # starts the next batch
-                break
-            jobs.append(job)
-            size += job.size
-        return jobs
 
-    async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _work(self) -> None:
+        overhead = self.config.group_overhead_tokens if self.config.group_by_length else float("inf")
         while True:
-            jobs = await self._gather()
-            self.waiting -= sum(j.size for j in jobs)
-            jobs = [j for j in jobs if not j.future.done()]  # timed out while waiting
-            if not jobs:
-                continue
-            columns = {k: [s for j in jobs for s in j.columns[k]] for k in self.model.inputs}
-            try:
-                outputs = await loop.run_in_executor(self.executor, self.model.run, columns)
-            except Exception as err:  # noqa: BLE001  one bad batch must not stop the worker
-                self.stats["errors"] += 1
+            jobs = self._take()
+            if jobs is None:
+                return
+            groups = split_by_length([j.length for j in jobs], [j.size for j in jobs], overhead)
+            for group in groups:
+                self._run([jobs[i] for i in group])
+
+    def _run(self, jobs: list[_Job]) -> None:
+        jobs = [j for j in jobs if not j.abandoned]
+        if not jobs:
+            return
+        columns = {k: [s for j in jobs for s in j.columns[k]] for k in self.model.inputs}
+        try:
+            with self.compute_lock:
+                outputs = self.model.run(columns)
+        except Exception as err:  # noqa: BLE001  one bad request must not stop the worker or fail the others
+            if len(jobs) > 1:  # which request broke it? each one alone: only that one gets the 500
                 for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(_RequestError(500, f"Inference failed: {type(err).__name__}."))
-                continue
-            n = sum(j.size for j in jobs)
-            self.stats["batches"] += 1
-            self.stats["requests"] += len(jobs)
-            self.stats["instances"] += n
-            self.stats["max_batch"] = max(self.stats["max_batch"], n)
-            start = 0
-            for job in jobs:
-                part = {k: v[start:start + job.size] for k, v in outputs.items()}
-                start += job.size
-                if not job.future.done():
-                    job.future.set_result(part)
+                    self._run([job])
+                return
+            self.stats["errors"] += 1
+            error = _RequestError(500, f"Inference failed: {type(err).__name__}.")
+            _deliver([(j.loop, j.future, None, error) for j in jobs])
+            return
+        n = sum(j.size for j in jobs)
+        self.stats["batches"] += 1
+        self.stats["requests"] += len(jobs)
+        self.stats["instances"] += n
+        self.stats["max_batch"] = max(self.stats["max_batch"], n)
+        settlements, start = [], 0
+        for job in jobs:
+            settlements.append((job.loop, job.future, self.model.rows(outputs, start, job.size), None))
+            start += job.size
+        _deliver(settlements)
+
+
+def _deliver(settlements: list[tuple[asyncio.AbstractEventLoop, asyncio.Future, Any, BaseException | None]]) -> None:
+    """Hand results to their event loops from the inference thread: one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for loop, future, value, error in settlements:
+        by_loop.setdefault(loop, []).append((future, value, error))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, items)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
 
 
 # ----------------------------------------------------------------------------- request parsing
@@ -371,18 +494,17 @@ def create_app(models: dict[str, str | os.PathLike] | dict[str, ServedModel],
     """The FastAPI app over ``{name: export folder}`` (models are loaded now, so a bad folder fails
     before anything is bound)."""
     config = config or ServingConfig()
-    served = {name: m if isinstance(m, ServedModel) else ServedModel(name, m) for name, m in models.items()}
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+    served = {name: ServedModel(name, m) if isinstance(m, (str, os.PathLike)) else m for name, m in models.items()}
+    compute_lock = threading.Lock()
     batchers: dict[str, _Batcher] = {}
 
     async def lifespan(app):
         for name, model in served.items():
-            batchers[name] = _Batcher(model, config, executor)
+            batchers[name] = _Batcher(model, config, compute_lock)
             batchers[name].start()
         yield
         for batcher in batchers.values():
             await batcher.stop()
-        executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="bertcourse serving", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -472,16 +594,15 @@ def create_app(models: dict[str, str | os.PathLike] | dict[str, ServedModel],
         outputs = await batchers[name].submit(columns, size)
         return JSONResponse(_jsonable(outputs, rows, size))
 
-    @app.post("/v1/models/{name}:predict")
-    async def predict_latest(request: Request, name: str):
-        return await predict(request, name)
-
-    @app.post("/v1/models/{name}/versions/{version}:predict")
-    async def predict_version(request: Request, name: str, version: str):
+    async def predict_route(request: Request):
+        version = request.path_params.get("version", "1")
         if version != "1":
-            raise _RequestError(404, f"Model {name!r} has version 1 only, not {version!r}.")
-        return await predict(request, name)
+            raise _RequestError(404, f"Model {request.path_params['name']!r} has version 1 only, not {version!r}.")
+        return await predict(request, request.path_params["name"])
 
+    # plain Starlette routes (the body is read raw): FastAPI's parameter solving would cost time on every request
+    app.router.add_route("/v1/models/{name}:predict", predict_route, methods=["POST"])
+    app.router.add_route("/v1/models/{name}/versions/{version}:predict", predict_route, methods=["POST"])
     return app
 
 
