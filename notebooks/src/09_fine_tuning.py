@@ -27,19 +27,33 @@ from bertcourse.course import runs_dir, scale_value, setup
 
 lesson_start = time.time()
 info = setup(seed=9, scale=SCALE)
-SIZES = scale_value({
+ALL_SIZES = {
     # train sizes of the learning curve; examples scored per run (validation picks the epoch, test reports)
     # sweep: the lesson-07 model at the curve's size `sweep_size`, the curve's run (lr 1e-4) + these rates
+    # pairs / sts: training and test pairs of the verse-pair and STS-B cross-encoders, and their epochs
     "ci": dict(curve=[32], epochs={32: 2}, seq_len=32, batch=16, n_valid=64, n_test=96, sweep_size=32,
-               sweep_lrs=[1e-3], seeds=1, pairs=48, pair_test=64, sts_train=48, sts_test=64),
-    "course": dict(curve=[100, 400], epochs={100: 5, 400: 3}, seq_len=40, batch=16, n_valid=300, n_test=500,
-                   sweep_size=400, sweep_lrs=[3e-5, 3e-4], seeds=3, pairs=300, pair_test=300, sts_train=600,
-                   sts_test=500),
+               sweep_lrs=[1e-3], seeds=1, pairs=48, pair_test=64, pair_epochs=1, sts_train=48, sts_test=64,
+               sts_epochs=1),
+    "course": dict(curve=[100, 400], epochs={100: 4, 400: 3}, seq_len=32, batch=16, n_valid=200, n_test=400,
+                   sweep_size=400, sweep_lrs=[3e-5, 3e-4], seeds=3, pairs=200, pair_test=200, pair_epochs=2,
+                   sts_train=400, sts_test=400, sts_epochs=2),
     "full": dict(curve=[100, 1000, 15474], epochs={100: 10, 1000: 6, 15474: 3}, seq_len=64, batch=32,
                  n_valid=1937, n_test=1937, sweep_size=1000, sweep_lrs=[2e-5, 5e-5, 3e-4], seeds=3, pairs=4000,
-                 pair_test=2000, sts_train=5749, sts_test=1379),
-})
+                 pair_test=2000, pair_epochs=2, sts_train=5749, sts_test=1379, sts_epochs=3),
+}
+SIZES = scale_value(ALL_SIZES)
 print(info, SIZES)
+
+# %% [markdown]
+# **Scales.** `course` (the default) is cut to fit in about ten minutes on a 2-core CPU: two small
+# learning-curve sizes, short texts, each run scored on the first part of the validation and test sets, a few
+# hundred sentence pairs. `BERTCOURSE_SCALE=full` runs the same cells with the big settings: the curve goes up
+# to every training sentence, longer texts, the whole validation and test sets, thousands of verse pairs and
+# all of STS-B's training pairs (hours on a CPU).
+
+# %%
+for key in ("curve", "seq_len", "n_valid", "n_test", "pairs", "sts_train"):
+    print(f"{key:10s} course {str(ALL_SIZES['course'][key]):12s} full {ALL_SIZES['full'][key]}")
 
 # %% [markdown]
 # ## 1. The data: sentences rated by people
@@ -294,7 +308,7 @@ print(f"best learning rate by validation: {best_lr:g} (peak epoch "
 # updates wreck what pretraining put into the weights. Epochs: validation accuracy rises, then flattens or drops
 # while the training loss keeps falling (overfitting on a few hundred sentences starts within a few epochs).
 # Here, with a model that barely learns this task, the curves mostly wobble: one validation sentence is worth
-# 1/300 of accuracy at course scale, so differences of a point or two between rates or epochs are noise. Look
+# 1/`n_valid` of accuracy (`SIZES` at the top), so differences of a point or two are noise. Look
 # at the spread (next section) before believing a winner. That is also why `finetune_classifier` keeps the
 # **best epoch by validation**, never the last one, and never chooses by the test set.
 
@@ -453,8 +467,8 @@ print("different: ", pair_train.texts[-1], "|", pair_train.texts_b[-1])
 # NBVAL_IGNORE_OUTPUT
 t0 = time.time()
 cross, cross_metrics = finetune_classifier(STARTS["(c) MiniLM"][0], minilm_tok, pair_train, runs_dir("09-pairs-minilm"),
-                                           validation=pair_test, seq_len=64, batch_size=SIZES["batch"], epochs=2,
-                                           learning_rate=5e-5, overwrite=True, verbose=0)
+                                           validation=pair_test, seq_len=64, batch_size=SIZES["batch"],
+                                           epochs=SIZES["pair_epochs"], learning_rate=5e-5, overwrite=True, verbose=0)
 pair_logits = cross.predict((pair_test.texts, pair_test.texts_b), batch_size=64, verbose=0)
 cross_acc = accuracy(np.asarray(cross.class_names)[pair_logits.argmax(-1)], pair_test.labels)
 print(f"MiniLM cross-encoder, {len(pair_train)} training pairs: test accuracy {cross_acc:.3f} ({time.time() - t0:.0f}s)")
@@ -509,8 +523,8 @@ if sts_train is not None:
                              texts_b=sts_test.texts_b[: SIZES["sts_test"]])
     t0 = time.time()
     sts_model, _ = finetune_classifier(STARTS["(c) MiniLM"][0], minilm_tok, sts_small, runs_dir("09-stsb-minilm"),
-                                       seq_len=64, batch_size=SIZES["batch"], epochs=3, learning_rate=5e-5,
-                                       overwrite=True, verbose=0, problem_type="regression")
+                                       seq_len=64, batch_size=SIZES["batch"], epochs=SIZES["sts_epochs"],
+                                       learning_rate=5e-5, overwrite=True, verbose=0, problem_type="regression")
     gold_scores = np.asarray(sts_eval.labels, float)
     cross_scores = sts_model.predict((sts_eval.texts, sts_eval.texts_b), batch_size=64, verbose=0)[:, 0]
     sts_rows = {f"cross-encoder (MiniLM fine-tuned on {len(sts_small):,} pairs)": regression_metrics(gold_scores,

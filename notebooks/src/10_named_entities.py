@@ -29,10 +29,16 @@ info = setup(seed=10, scale=SCALE)
 SIZES = scale_value({
     # training sentences and epochs for MiniLM; dev/test sentences scored; Austen chapters read
     "ci": dict(n_train=96, epochs=1, seq_len=64, batch=16, lr=1e-4, n_dev=96, n_test=128, chapters=2),
-    "course": dict(n_train=3394, epochs=2, seq_len=80, batch=32, lr=1.5e-4, n_dev=1009, n_test=1287, chapters=12),
+    "course": dict(n_train=3394, epochs=2, seq_len=64, batch=32, lr=1.5e-4, n_dev=600, n_test=1287, chapters=12),
     "full": dict(n_train=3394, epochs=4, seq_len=128, batch=32, lr=1e-4, n_dev=1009, n_test=1287, chapters=61),
 })
 print(info, SIZES)
+
+# %% [markdown]
+# **Scales.** `course` (the default) fits in about ten minutes on a 2-core CPU: every training tweet, but only
+# two epochs, pieces cut at `seq_len`, the epoch chosen on the first `n_dev` dev sentences, and the first
+# chapters of the novel. `BERTCOURSE_SCALE=full` trains longer on longer inputs, chooses on the whole dev set and
+# reads the whole novel (about an hour on a CPU); `bench/ner.py` adds seeds.
 
 # %% [markdown]
 # ## 1. The data: WNUT-17
@@ -332,10 +338,54 @@ print("strongest pairs:", pairs.most_common(6))
 # * Entity-level F1 is the metric; token accuracy hides the failures.
 # * On emerging entities a fine-tuned small BERT beats rules by a wide margin, and unseen names are where it
 #   still fails.
-#
-# **Exercises.** (1) Train with `label_all_pieces=True` and compare dev F1. (2) Score with
-# `entity_metrics(..., mode="strict")`: how many predicted entities start with `I-`? (3) Add the course's own
-# lesson-07 model (`bertcourse.pretrained.load_course_backbone`) as a third encoder.
 
 # %%
 print(f"lesson time: {(time.time() - lesson_start) / 60:.1f} min; test F1 MiniLM {minilm_f1:.3f}")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Strict entities.** Score the fine-tuned model's test tags with `entity_metrics(..., mode="strict")`.
+#    How many predicted entities start with an `I-` tag (no `B-` before it), and how much F1 does the strict
+#    mode cost?
+# 2. **Every piece labelled.** Encode the two tweets of section 2 with `label_all_pieces=True`. Which pieces
+#    change label, and which tag does the second piece of a `B-` word get? (The solution does not retrain:
+#    `finetune_token_classifier(..., label_all_pieces=True)` would, at the cost of another training run.)
+# 3. **Aggregation.** Run `ner` on the sentence of section 8 with every `aggregation_strategy`. Which
+#    strategies keep `Odeon` as one word, and why does `simple` not always?
+
+# %% [markdown]
+# ### Solutions
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution 1: strict mode (seqeval's mode="strict", scheme=IOB2) drops entities that do not start with B-
+strict = entity_metrics(test.tags, predicted, mode="strict")
+default = scores["MiniLM fine-tuned"]
+starts_with_i = sum(1 for tags in predicted for k, tag in enumerate(tags)
+                    if tag.startswith("I-") and (k == 0 or tags[k - 1][2:] != tag[2:]))
+print(f"predicted entities that start with I-: {starts_with_i}")
+print(f"default: {default['pred_entities']} predicted entities, F1 {default['f1']:.3f}; "
+      f"strict: {strict['pred_entities']} predicted entities, F1 {strict['f1']:.3f}")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution 2: with label_all_pieces every piece of a word carries a label; the later pieces of a B- word get I-
+_, y_all, _ = encode_tagged(preprocessor, [train_all.sentences[i] for i in picked],
+                            [train_all.tags[i] for i in picked], labels, label_all_pieces=True)
+changed = collections.Counter()
+for row, i in enumerate(picked):
+    words = train_all.sentences[i]
+    for position in range(1, len(word_ids[row]) + 1):
+        first, every = int(y[row, position]), int(y_all[row, position])
+        if first != every:
+            changed[labels[every]] += 1
+            if labels[every] != "O":
+                print(f"   {vocab[x['token_ids'][row, position]]:12s} of {words[word_ids[row][position - 1]]:14s} "
+                      f"-100 -> {labels[every]}")
+print("pieces that changed from -100, by their new label:", dict(changed))
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution 3: "simple" groups adjacent pieces of one type, so a word whose pieces disagree (B- then a lone
+# piece of another type, or O) is cut; first / max / average make the pieces of a word agree first.
+for strategy in ("simple", "first", "max", "average"):
+    found = ner(text, aggregation_strategy=strategy)
+    print(f"{strategy:8s}", [(e["entity_group"], text[e["start"]:e["end"]]) for e in found])
