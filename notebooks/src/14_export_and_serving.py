@@ -7,6 +7,8 @@
 #    tokenizer and the packing run inside the graph, the vocabulary travels with the model as an asset.
 # 2. Load it in a **fresh process** that imports only `tensorflow` and `tensorflow_text` (no `bertcourse`) and
 #    check that it answers exactly as the Python pipeline does.
+#    The same export ships the lesson-10 entity tagger and the lesson-11 question answerer: windows over long
+#    texts and the answer-span decoding run inside the graph too.
 # 3. **Serve** it over HTTP with `bertcourse serve` (FastAPI + uvicorn, TF Serving's REST format, dynamic
 #    batching, limits, an API key off loopback) and call it with a plain `httpx` client.
 # 4. Convert it to **TFLite**, float32 and quantised, with the tokenizer inside where the ops allow.
@@ -144,7 +146,146 @@ print(f"same labels as the Python pipeline: {fresh['label'] == [row[0]['label'] 
       f"max |probability difference|: {np.abs(np.array(fresh['probabilities']) - python_probs).max():.1e}")
 
 # %% [markdown]
-# ## 4. Over HTTP
+# ## 4. Named entities and answers, exported the same way
+#
+# `export_task` reads the task from the model (or the run directory): the lesson-10 token classifier and the
+# lesson-11 question answerer export the same way, and everything their Python pipelines do after the
+# tokenizer runs in the graph too:
+#
+# * **Entities** (`pipeline("ner")`): input `text`; per WordPiece its label (`entity`), `score`, the piece
+#   (`word`) and its `start`/`end` *character* offsets in the text, padded to the batch's longest text with
+#   a `mask`. A tweet longer than the window is cut into overlapping windows in the graph, and each piece
+#   keeps the window where it has the most context (lesson 13's rule).
+# * **Answers** (`pipeline("question-answering")`): inputs `question` and `context`; the best `answer`, its
+#   `start`/`end` in the context, its `score` and the `null_score` ("no answer" is the client's call). In
+#   the graph: the context's windows sharing `doc_stride` tokens, the softmax over context tokens, the best
+#   spans no longer than `max_answer_len` tokens, widened to whole words, equal texts added up.
+#
+# The models are the fine-tuned runs of lessons 10 and 11 when they are there (`runs/10-ner-minilm-<scale>`,
+# `runs/qa-<scale>`); otherwise MiniLM with an untrained head, which exports and answers just the same (its
+# answers mean nothing).
+
+# %%
+import random
+
+from bertcourse.data.conll import load_wnut17
+from bertcourse.data.squad import read_squad, split_articles, squad_path
+from bertcourse.tasks import (BertQuestionAnswerer, BertTokenClassifier, QuestionAnsweringPipeline,
+                              TokenClassificationPipeline)
+
+
+def fine_tuned_or_untrained(run_name, kind, build):
+    task_run = RunDirectory(runs_dir(run_name))
+    if task_run.is_finished and task_run.kind == kind:
+        return task_run.load_task(), f"the fine-tuned run {run_name}"
+    return build(), f"MiniLM + an untrained head ({run_name} not found)"
+
+
+wnut_test = load_wnut17("test")
+
+
+def untrained_tagger():
+    minilm, minilm_tokenizer = load_hf_bert(model_path("all-MiniLM-L6-v2"))
+    return BertTokenClassifier(minilm, labels=load_wnut17("train").label_list,
+                               preprocessor=BertPreprocessor(minilm_tokenizer, sequence_length=64))
+
+
+def untrained_answerer():
+    minilm, minilm_tokenizer = load_hf_bert(model_path("all-MiniLM-L6-v2"))
+    return BertQuestionAnswerer(minilm, preprocessor=BertPreprocessor(minilm_tokenizer, sequence_length=128,
+                                                                      truncation="only_second"),
+                                doc_stride=48, max_answer_len=30)
+
+
+tagger, tagger_source = fine_tuned_or_untrained(f"10-ner-minilm-{SCALE}", "token-classification", untrained_tagger)
+answerer, answerer_source = fine_tuned_or_untrained(f"qa-{SCALE}", "question-answering", untrained_answerer)
+ner_dir = export_task(tagger, runs_dir("14-exports") / f"ner-{SCALE}", overwrite=True)
+qa_dir = export_task(answerer, runs_dir("14-exports") / f"qa-{SCALE}", overwrite=True)
+for path, source_name in ((ner_dir, tagger_source), (qa_dir, answerer_source)):
+    task_meta = read_serving_metadata(path)
+    settings = {k: task_meta[k] for k in ("sequence_length", "window", "stride", "doc_stride", "max_answer_len")
+                if k in task_meta}
+    print(f"{task_meta['task']}, from {source_name}:\n  inputs {task_meta['inputs']}, outputs {task_meta['outputs']}"
+          f"\n  {settings}")
+
+# %% [markdown]
+# The fresh process again, on WNUT-17 test tweets (some with entities, and the tweet with the most pieces,
+# longer than one window) and on questions from the held-out SQuAD articles (one with the longest context,
+# several windows). The Python pipelines give the reference: every piece's label, score and offsets for the
+# entities, the answer and its offsets for the questions. Each tweet is printed as a client would show it:
+# words (a piece and the `is_subword` pieces after it) with their first piece's tag.
+
+# %%
+FRESH_TASKS = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
+args = json.loads(sys.argv[1])
+ner = tf.saved_model.load(args["ner"]).signatures["serving_default"]
+qa = tf.saved_model.load(args["qa"]).signatures["serving_default"]
+entities = ner(text=tf.constant(args["texts"]))
+answers = qa(question=tf.constant(args["questions"]), context=tf.constant(args["contexts"]))
+print(json.dumps({"bertcourse_imported": any(m.startswith("bertcourse") for m in sys.modules),
+                  "ner": {k: v.numpy().tolist() for k, v in entities.items()},
+                  "qa": {k: v.numpy().tolist() for k, v in answers.items()}},
+                 default=lambda b: b.decode("utf-8")))  # strings come back as UTF-8 bytes
+"""
+tweets = [" ".join(words) for words in wnut_test.sentences]
+with_entities = [t for t, tags in zip(tweets, wnut_test.tags) if any(tag != "O" for tag in tags)][:3]
+pieces = tagger.preprocessor.tokenizer(tweets).row_lengths().numpy()
+tweet_texts = with_entities + [tweets[int(pieces.argmax())]]
+held_questions = split_articles(read_squad(squad_path("dev-v1.1.json")))[1].examples()
+questions = random.Random(14).sample(held_questions, 3) + [max(held_questions[:300], key=lambda e: len(e.context))]
+args = {"ner": str(ner_dir), "qa": str(qa_dir), "texts": tweet_texts,
+        "questions": [q.question for q in questions], "contexts": [q.context for q in questions]}
+proc = subprocess.run([sys.executable, "-c", FRESH_TASKS, json.dumps(args)], capture_output=True, text=True,
+                      check=True)
+served = json.loads(proc.stdout.strip().splitlines()[-1])
+print("bertcourse imported in the fresh process:", served["bertcourse_imported"])
+
+ner_out = served["ner"]
+python_entities = TokenClassificationPipeline(tagger, aggregation_strategy="none")(tweet_texts)
+same_entities, score_gap = True, 0.0
+
+
+def word_tags(out, i, text):
+    """A client's word-level view: a word is a piece and the subword pieces after it; it takes its first
+    piece's tag (the "first" strategy; the tag the model was trained on)."""
+    words = []
+    for j in range(out["num_pieces"][i]):
+        if out["is_subword"][i][j] and words:
+            words[-1][1] = out["end"][i][j]
+        else:
+            words.append([out["start"][i][j], out["end"][i][j], out["entity"][i][j]])
+    return " ".join(f"{text[a:b]}/{tag}" for a, b, tag in words if tag != "O") or "(no entity)"
+
+
+for i, text in enumerate(tweet_texts):
+    mine = [{"entity": ner_out["entity"][i][j], "index": j + 1, "word": ner_out["word"][i][j],
+             "start": ner_out["start"][i][j], "end": ner_out["end"][i][j]}
+            for j in range(ner_out["num_pieces"][i]) if ner_out["entity"][i][j] != "O"]
+    scores = [ner_out["score"][i][j] for j in range(ner_out["num_pieces"][i]) if ner_out["entity"][i][j] != "O"]
+    same_entities &= mine == [{k: e[k] for k in ("entity", "index", "word", "start", "end")}
+                              for e in python_entities[i]]
+    score_gap = max([score_gap] + [abs(a - e["score"]) for a, e in zip(scores, python_entities[i])])
+    print(f"{ner_out['num_pieces'][i]:3d} pieces | {text[:70]}\n            -> {word_tags(ner_out, i, text)[:110]}")
+print(f"window {tagger.preprocessor.sequence_length - 2} pieces; same entities as pipeline('ner'): {same_entities}; "
+      f"max |score difference|: {score_gap:.1e}")
+
+qa_out = served["qa"]
+python_answers = QuestionAnsweringPipeline(answerer)(question=args["questions"], context=args["contexts"],
+                                                     max_answer_len=answerer.max_answer_len)
+for i, q in enumerate(questions):
+    print(f"{q.question[:60]:60s} -> {qa_out['answer'][i][:40]!r} ({qa_out['num_windows'][i]} windows; "
+          f"gold {q.answer_texts[0][:30]!r})")
+same_answers = all((a["answer"], a["start"], a["end"]) == (qa_out["answer"][i], qa_out["start"][i], qa_out["end"][i])
+                   for i, a in enumerate(python_answers))
+qa_gap = max(abs(a["score"] - s) for a, s in zip(python_answers, qa_out["score"]))
+print(f"same answers and offsets as pipeline('question-answering'): {same_answers}; "
+      f"max |score difference|: {qa_gap:.1e}")
+
+# %% [markdown]
+# ## 5. Over HTTP
 #
 # `bertcourse serve EXPORT_DIR` starts the same service from the command line. Here we start it inside the
 # notebook on a free port of `127.0.0.1` (a thread), and call it as any client would, with `httpx`. The
@@ -202,7 +343,7 @@ print("without the key:", no_key.status_code, no_key.json(), "| with it:", with_
 # in the same web framework; its table is in `bench/README.md` (section "Serving").
 
 # %% [markdown]
-# ## 5. TFLite: which ops convert
+# ## 6. TFLite: which ops convert
 #
 # TFLite runs its own kernels. `tensorflow_text` ships TFLite kernels for `FastBertNormalizer` and
 # `FastWordpieceTokenizer`, but not for the string ops our exact preprocessor uses (its BERT normalisation
@@ -239,13 +380,19 @@ for q, path in tflite_files.items():
     print(f"{path.name:35s} {path.stat().st_size / 1e6:6.1f} MB")
 
 # %% [markdown]
-# ## 6. Size, latency and accuracy side by side
+# ## 7. Size, latency and accuracy side by side
 #
 # Each format on the same test sentences: accuracy, agreement with the SavedModel's labels, the file size,
 # and the latency of one sentence (median of several calls, this CPU, other work may share it). For the
-# quantised model, *dynamic-range* quantisation stores the weights as int8 and computes in float.
+# quantised model, *dynamic-range* quantisation stores the weights as int8 and computes in float. Where the
+# CPU computes bfloat16 natively (AVX512-BF16 or AMX), two more SavedModels of the same weights: Keras'
+# `mixed_bfloat16` policy (float32 weights on disk, bf16 matrix products) and `bfloat16` (the weights stored
+# in bf16 too: half the file). bf16 keeps float32's range with 8 bits of mantissa, so its labels may differ
+# from float32's on the closest calls: the `= SavedModel` column counts how often.
 
 # %%
+from bertcourse.models import BertBackbone
+
 saved = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
 labels = np.array(model.class_names)
 gold = np.array(test.labels)
@@ -265,10 +412,30 @@ def dir_size(path):
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-saved_pred = np.concatenate([saved(text=tf.constant(test.texts[i:i + 64]))["label"].numpy().astype(str)
-                             for i in range(0, len(test), 64)])
+def saved_labels(signature):
+    return np.concatenate([signature(text=tf.constant(test.texts[i:i + 64]))["label"].numpy().astype(str)
+                           for i in range(0, len(test), 64)])
+
+
+saved_pred = saved_labels(saved)
 rows = [("SavedModel float32 (tokenizer inside)", dir_size(export_dir), saved_pred,
          median_ms(lambda t: saved(text=tf.constant([t])), test.texts[0]))]
+# bfloat16 where this CPU computes it natively (AVX512-BF16 or AMX): the same weights in a bf16 twin,
+# "mixed_bfloat16" (float32 weights, bf16 matrix products) and "bfloat16" (the weights stored in bf16 too)
+cpu_flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+BF16_CPU = bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags))
+if BF16_CPU:
+    for policy, title in (("mixed_bfloat16", "SavedModel mixed bf16 (f32 weights)"),
+                          ("bfloat16", "SavedModel bfloat16 (bf16 weights)")):
+        twin = BertClassifier(BertBackbone(model.backbone.config, dtype=policy), model.num_classes,
+                              preprocessor=model.preprocessor, labels=model.class_names)
+        twin.set_weights(model.get_weights())
+        twin_dir = export_task(twin, runs_dir("14-exports") / f"sentiment-{SCALE}-{policy}", overwrite=True)
+        twin_saved = tf.saved_model.load(str(twin_dir)).signatures["serving_default"]
+        rows.append((title, dir_size(twin_dir), saved_labels(twin_saved),
+                     median_ms(lambda t, f=twin_saved: f(text=tf.constant([t])), test.texts[0])))
+else:
+    print("this CPU has no native bfloat16 (avx512_bf16 / amx_bf16 flags): no bf16 rows")
 for q, title in (("none", "TFLite float32 (tokenizer inside)"), ("dynamic", "TFLite dynamic-range int8")):
     lite = lite_models[q]
     pred = np.concatenate([labels[lite(test.texts[i:i + 64])["probabilities"].argmax(-1)]
@@ -282,7 +449,7 @@ print(f"(accuracy on the first {len(test):,} sentences of the shipped test split
       + ("; ci scale: an untrained head, the accuracy means nothing)" if N_TRAIN == 0 else ")"))
 
 # %% [markdown]
-# ## 7. BERT-Base: its real size
+# ## 8. BERT-Base: its real size
 #
 # A model's size on disk is its parameter count times the bytes per parameter (4 for float32), plus a
 # little metadata. Count BERT-Base's parameters from its config (built, not trained): embeddings, 12 blocks
@@ -324,7 +491,7 @@ for name, encoder in encoders.items():
     print(f"{name:42s} {n:12,} {n * 4 / 1e6:11.0f} {ms:14.1f}")
 
 # %% [markdown]
-# ## 8. What a production deployment adds
+# ## 9. What a production deployment adds
 #
 # What you built runs and refuses bad input, but a public service needs more around it:
 #
@@ -344,14 +511,14 @@ for name, encoder in encoders.items():
 #   documents are windowed (lesson 13) rather than silently truncated.
 #
 # **Summary.** The tokenizer inside the graph makes the model self-contained: strings in, labels out, in any
-# process with TensorFlow. Serving adds a contract (TF Serving's format), limits and batching; TFLite runs the
+# process with TensorFlow; for entities and answers the windows and the decoding go into the graph as well. Serving adds a contract (TF Serving's format), limits and batching; TFLite runs the
 # same model without TensorFlow's string ops, with a tokenizer that matches on ordinary text; and size is
 # arithmetic: parameters x bytes.
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **BERT-Large's size.** With the same arithmetic as in section 7, count the parameters of
+# 1. **BERT-Large's size.** With the same arithmetic as in section 8, count the parameters of
 #    `BertConfig.preset("large")` (24 blocks, 1024 wide, feed-forward 4096), check your count against
 #    `config.num_parameters()`, and give its float32, bfloat16 and int8 sizes in MB.
 # 2. **Columnar requests.** Start the service again and send the same two sentences as
