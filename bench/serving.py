@@ -193,7 +193,7 @@ async def load(url: str, texts: list[str], expected: list[str], margins: list[fl
         wall = time.perf_counter() - t0
         cpu = process_cpu_s(pid) - cpu0 if pid else 0.0
         after = await model_stats(http, url)
-    batches = {k: after[k] - before[k] for k in ("instances", "batches")} if after and before else None
+    batches = {k: after[k] - before[k] for k in ("instances", "batches", "model_s")} if after and before else None
     return {"latencies": latencies, "wall_s": wall, "failures": failures["status"] + failures["label"],
             "batches": batches, "cpu_s": cpu}
 
@@ -206,19 +206,22 @@ def summarise(parts: list[dict]) -> dict:
     batches = [p["batches"] for p in parts]
     mean_batch = (sum(b["instances"] for b in batches) / max(1, sum(b["batches"] for b in batches))
                   if all(batches) else None)
+    busy = sum(b["model_s"] for b in batches) / wall if all(batches) else None
     return {"requests": len(ms), "wall_s": wall, "rps": len(ms) / wall,
             "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
             "p99": float(np.percentile(ms, 99)), "failures": sum(p["failures"] for p in parts),
-            "mean_batch": mean_batch, "server_cpu_ms": sum(p["cpu_s"] for p in parts) * 1000 / len(ms)}
+            "mean_batch": mean_batch, "model_busy": busy, "server_cpu_ms": sum(p["cpu_s"] for p in parts) * 1000 / len(ms)}
 
 
 def table(rows: dict[str, dict]) -> str:
-    lines = ["| server | requests | req/s | p50 ms | p95 ms | p99 ms | mean batch | server CPU ms/request | failed |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | requests | req/s | p50 ms | p95 ms | p99 ms | mean batch | model busy | "
+             "server CPU ms/request | failed |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         mb = f"{r['mean_batch']:.1f}" if r["mean_batch"] is not None else "-"
+        busy = f"{r['model_busy']:.0%}" if r["model_busy"] is not None else "-"
         lines.append(f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} | "
-                     f"{r['p99']:.0f} | {mb} | {r['server_cpu_ms']:.1f} | {r['failures']} |")
+                     f"{r['p99']:.0f} | {mb} | {busy} | {r['server_cpu_ms']:.1f} | {r['failures']} |")
     return "\n".join(lines)
 
 
@@ -297,9 +300,10 @@ def main() -> None:
         f"graph. {args.clients} concurrent async httpx clients, {args.requests} one-sentence requests per server "
         f"(real sentences from the shipped Austen corpus, 8-40 words) in {args.rounds} rounds in which the "
         f"servers take turns, each round after 16 warm-up requests; every response checked (HTTP 200 and the "
-        f"label the Python pipeline gives offline). Each server in its own process; its CPU time (all threads, "
-        f"from /proc) over its rounds, per request, is in the CPU column (the clients' is not). Twin logits vs "
-        f"ours offline: max |diff| {built['twin_max_diff']:.1e}.",
+        f"label the Python pipeline gives offline). Each server in its own process. Mean batch: instances per "
+        f"model call; model busy: the share of the wall time the service spent inside model calls (its "
+        f"/v1/stats); server CPU: the server process's CPU time (all threads, from /proc) per request (the "
+        f"clients' is not in it). Twin logits vs ours offline: max |diff| {built['twin_max_diff']:.1e}.",
         "",
         table(rows),
         "",

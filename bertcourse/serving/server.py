@@ -12,7 +12,7 @@ each under its name (the folder's name, or ``NAME=PATH``). Clients written for T
 * ``GET /v1/models/NAME`` -> ``{"model_version_status": [{"version": "1", "state": "AVAILABLE", ...}]}``;
   ``GET /v1/models/NAME/metadata`` -> the signature and ``serving.json`` (labels, sequence length...).
 * ``GET /healthz`` -> ``{"status": "ok", "models": [...]}``; ``GET /v1/stats`` -> requests, batches,
-  mean batch size per model.
+  mean batch size and seconds spent in model calls (``model_s``) per model.
 
 Dynamic batching: concurrent requests to one model wait in a queue; an inference thread (not the event
 loop, which only parses and answers HTTP meanwhile) takes them as soon as ``max_batch_size`` instances
@@ -99,7 +99,13 @@ class ServingError(BertcourseError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ServingConfig:
-    """The service's limits and batching (see the module doc for what each refusal returns)."""
+    """The service's limits and batching (see the module doc for what each refusal returns).
+
+    ``group_by_length``: cut a gathered batch into groups of similar length, at a cost of
+    ``group_overhead_tokens`` per extra model call (see :func:`split_by_length`; about what one call
+    of a MiniLM-sized model costs beyond its rows on a 2-core CPU). ``inference_threads``: model calls
+    that may run at a time (each uses TensorFlow's intra-op threads).
+    """
 
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
@@ -293,7 +299,7 @@ class _Batcher:
     def __init__(self, model: ServedModel, config: ServingConfig, compute_slots: threading.Semaphore):
         self.model, self.config, self.compute_slots = model, config, compute_slots
         self._stats_lock = threading.Lock()
-        self.stats = {"requests": 0, "instances": 0, "batches": 0, "max_batch": 0, "errors": 0}
+        self.stats = {"requests": 0, "instances": 0, "batches": 0, "max_batch": 0, "errors": 0, "model_s": 0.0}
         self._jobs: collections.deque[_Job] = collections.deque()
         self._queued = 0  # instances in _jobs
         self._cv = threading.Condition()
@@ -388,7 +394,9 @@ class _Batcher:
         columns = {k: [s for j in jobs for s in j.columns[k]] for k in self.model.inputs}
         try:
             with self.compute_slots:
+                started = time.perf_counter()
                 outputs = self.model.run(columns)
+                took = time.perf_counter() - started
         except Exception as err:  # noqa: BLE001  one bad request must not stop the worker or fail the others
             if len(jobs) > 1:  # which request broke it? each one alone: only that one gets the 500
                 for job in jobs:
@@ -405,6 +413,7 @@ class _Batcher:
             self.stats["requests"] += len(jobs)
             self.stats["instances"] += n
             self.stats["max_batch"] = max(self.stats["max_batch"], n)
+            self.stats["model_s"] += took
         settlements, start = [], 0
         for job in jobs:
             settlements.append((job.loop, job.future, self.model.rows(outputs, start, job.size), None))
