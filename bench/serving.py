@@ -193,7 +193,8 @@ async def load(url: str, texts: list[str], expected: list[str], margins: list[fl
         wall = time.perf_counter() - t0
         cpu = process_cpu_s(pid) - cpu0 if pid else 0.0
         after = await model_stats(http, url)
-    batches = {k: after[k] - before[k] for k in ("instances", "batches", "model_s")} if after and before else None
+    batches = ({k: after.get(k, 0) - before.get(k, 0) for k in ("instances", "batches", "model_s")}
+               if after and before else None)
     return {"latencies": latencies, "wall_s": wall, "failures": failures["status"] + failures["label"],
             "batches": batches, "cpu_s": cpu}
 
