@@ -183,6 +183,37 @@ def twin(args, run_dir: Path, texts: list[str]) -> dict:
     return out
 
 
+TYPES = ("person", "location", "group", "corporation", "creative-work", "product")
+
+
+def table(results: dict) -> str:
+    """The README's quality table, from bench/results/ner.json (``--table``)."""
+    q = results["quality"]
+    head = ("| model | dev F1 | test P | test R | **test F1** | " + " | ".join(TYPES) + " |\n"
+            + "|---|" + "---:|" * (4 + len(TYPES)))
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+
+    def row(name, dev, test, bold=True):
+        f1 = f"**{pct(test['f1'])}**" if bold else pct(test["f1"])
+        return (f"| {name} | {'' if dev is None else pct(dev['f1'])} | {pct(test['precision'])} | "
+                f"{pct(test['recall'])} | {f1} | " + " | ".join(pct(test["per_type"].get(t, 0.0)) for t in TYPES) + " |")
+
+    lines = [head]
+    for name, b in q["baselines"].items():
+        lines.append(row(name, b["dev"], b["test"], bold=False))
+    for r in q["minilm"]:
+        lines.append(row(f"MiniLM fine-tuned, seed {r['seed']} (best epoch {r['best_epoch']} of "
+                         f"{len(r['val_entity_f1_by_epoch'])}, {r['minutes']:.0f} min)", r["dev"], r["test"]))
+    if q.get("minilm_test_f1_std") is not None:
+        lines.append(f"| **MiniLM, mean +/- std over seeds {', '.join(str(r['seed']) for r in q['minilm'])}** | | | | "
+                     f"**{pct(q['minilm_test_f1_mean'])} +/- {pct(q['minilm_test_f1_std'])}** |" + " |" * len(TYPES))
+    if isinstance(q.get("course"), dict):
+        lines.append(row(f"the course's lesson-07 model, fine-tuned the same way ({q['course']['minutes']:.0f} min)",
+                         None, q["course"]["test"], bold=False))
+    lines.append("| WNUT-17 shared task best (2017) | | | | 41.9 |" + " |" * len(TYPES))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
@@ -200,8 +231,12 @@ def main(argv=None) -> int:
     parser.add_argument("--speed-sentences", type=int, default=1287)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (TensorFlow uses the 2 cores)")
+    parser.add_argument("--table", action="store_true", help="print the README table of the last results and stop")
     args = parser.parse_args(argv)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if args.table:
+        print(table(results))
+        return 0
     results["uptime_start"] = uptime()
     print(results["uptime_start"], flush=True)
     started = time.time()
