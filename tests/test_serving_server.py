@@ -283,3 +283,22 @@ def test_split_by_length_is_the_cheapest_cut_into_runs_of_similar_length():
     assert estimate_length({"q": ["a b"], "c": ["c d e"]}, 0) == 2 + 3 + 3  # [CLS] q [SEP] c [SEP]
     with pytest.raises(ServingError, match="group_overhead_tokens"):
         ServingConfig(group_overhead_tokens=-1)
+
+
+def test_non_ascii_string_outputs_are_served_as_utf8(tmp_path):
+    # labels (and QA answers, NER words) are UTF-8 strings: a non-ASCII one must not fail the batch
+    from bertcourse.serving.server import ServedModel
+    from bertcourse.text import FastWordPieceTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "café", "film"]
+    pre = BertPreprocessor(FastWordPieceTokenizer(vocab), sequence_length=8)
+    labels = ["négatif", "positif ✓"]
+    clf = BertClassifier(BertBackbone("tiny", vocab_size=len(vocab)), 2, preprocessor=pre, labels=labels)
+    served = ServedModel("fr", export_task(clf, tmp_path / "fr"))
+    out = served.run({"text": ["café film", "film"]})
+    assert set(out["label"].tolist()) <= set(labels) and out["label"].shape == (2,)
+    app = create_app({"fr": served}, ServingConfig())
+    with start_in_thread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        reply = c.post("/v1/models/fr:predict", json={"instances": ["café film"]})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["predictions"][0]["label"] in labels

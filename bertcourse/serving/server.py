@@ -167,6 +167,17 @@ def parse_model_arguments(items: list[str]) -> dict[str, str]:
     return models
 
 
+def _decode_utf8(values: np.ndarray) -> np.ndarray:
+    """Bytes from a string tensor -> Python strings, any rank (``astype(str)`` decodes ASCII only: an
+    answer such as "Café Zürich" would fail its whole batch).
+
+    >>> _decode_utf8(np.array([[b"caf\\xc3\\xa9"], [b""]], dtype=object)).tolist()
+    [['café'], ['']]
+    """
+    return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(values) if values.size else \
+        values.astype(object)
+
+
 class ServedModel:
     """One exported model: its metadata and its serving signature (called from one thread)."""
 
@@ -191,7 +202,7 @@ class ServedModel:
     def run(self, columns: dict[str, list[str]]) -> dict[str, np.ndarray]:
         """Named columns of texts -> the signature's outputs as NumPy (strings decoded)."""
         out = self.function(**{k: tf.constant(v, tf.string) for k, v in columns.items()})
-        return {k: (v.numpy().astype(str) if v.dtype == tf.string else v.numpy()) for k, v in out.items()}
+        return {k: (_decode_utf8(v.numpy()) if v.dtype == tf.string else v.numpy()) for k, v in out.items()}
 
     def rows(self, outputs: dict[str, np.ndarray], start: int, size: int) -> dict[str, np.ndarray]:
         """Rows ``start:start + size`` of a batch's ``outputs``: one request's answer. Outputs padded along
