@@ -34,7 +34,6 @@ and ``--out`` are all checked before any corpus is read, vocabulary learned or m
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import re
@@ -54,7 +53,7 @@ from bertcourse.config import PRESETS, BertConfig  # noqa: E402
 from bertcourse.convert.hf import load_hf_bert  # noqa: E402
 from bertcourse.data import corpora  # noqa: E402
 from bertcourse.data.conll import DOCSTART, ConllData, read_conll  # noqa: E402
-from bertcourse.data.squad import QAExample, parse_squad, read_squad  # noqa: E402
+from bertcourse.data.squad import QAExample, read_squad  # noqa: E402
 from bertcourse.data.labelled import read_labelled_texts  # noqa: E402
 from bertcourse.errors import BertcourseError, DataFileError, ModelLoadError, RunDirectoryError  # noqa: E402
 from bertcourse.layers import SequenceTooLongError  # noqa: E402
@@ -775,32 +774,15 @@ def _predict_tokens(args, run, suffix: str) -> tuple[str, str, int]:
 
 
 def _read_questions(path: Path) -> tuple[list[QAExample], list[bool]]:
-    """A SQuAD json file for prediction: as :func:`~bertcourse.data.squad.read_squad` (strict), except that
-    a question without an ``answers`` field is a question to answer, not an error. Returns the questions and,
+    """A SQuAD json file for prediction: :func:`~bertcourse.data.squad.read_squad`'s checks, except that a
+    question without an ``answers`` field is a question to answer, not an error. Returns the questions and,
     for each, whether it has gold answers (SQuAD 2.0's unanswerable questions count as gold: "")."""
     _check_not_empty(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise DataFileError(f"{path}: not UTF-8 ({err.reason} at byte {err.start}).") from None
-    except ValueError as err:
-        raise DataFileError(f"{path}: not valid JSON ({err}).") from None
-    labelled: list[bool] = []
-    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
-        raw = copy.deepcopy(raw)
-        for article in raw["data"]:
-            for paragraph in article.get("paragraphs", []) if isinstance(article, dict) else []:
-                qas = paragraph.get("qas", []) if isinstance(paragraph, dict) else []
-                for qa in qas if isinstance(qas, list) else []:
-                    has_gold = not isinstance(qa, dict) or "answers" in qa or bool(qa.get("is_impossible"))
-                    if not has_gold:  # read as an unanswerable one by the strict reader, then not scored
-                        qa["is_impossible"] = True
-                    labelled.append(has_gold)
-    examples = parse_squad(raw, str(path)).examples()  # the reader's checks, in file order
+    examples = read_squad(path, answers_required=False).examples()
     if not examples:
         raise DataFileError(f"{path}: the SQuAD file has no questions (its 'data' list holds no paragraph with "
                             "'qas').")
-    return examples, labelled
+    return examples, [bool(ex.answers) or ex.is_impossible for ex in examples]
 
 
 def _predict_answers(args, run, suffix: str) -> tuple[str, str, int]:

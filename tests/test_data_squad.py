@@ -10,7 +10,7 @@ import pytest
 
 from bertcourse.data import squad
 from bertcourse.data.squad import (HELD_OUT_TITLES, SQUAD_FILES, held_out_titles, make_unanswerable, read_squad,
-                                   split_articles, squad_path)
+                                   parse_squad, split_articles, squad_path)
 from bertcourse.errors import DataFileError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +147,17 @@ def test_verify_step_of_make_data():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "ok dev-v1.1.json" in out.stdout and "10,570 questions" in out.stdout
+
+
+def test_questions_without_an_answers_field_are_read_when_answers_are_not_required():
+    # `bertcourse predict` reads files of questions to answer: no "answers" field is not an error there
+    raw = {"data": [{"title": "t", "paragraphs": [{"context": "In Bath.", "qas": [
+        {"id": "a", "question": "Where?"},
+        {"id": "b", "question": "Where again?", "answers": [{"text": "Bath", "answer_start": 3}]}]}]}]}
+    with pytest.raises(DataFileError, match="no answers"):
+        parse_squad(raw)
+    a, b = parse_squad(raw, answers_required=False).examples()
+    assert (a.answers, a.is_impossible) == ((), False) and b.answer_texts == ["Bath"]
+    raw["data"][0]["paragraphs"][0]["qas"][0]["answers"] = []  # an empty list is still a mistake
+    with pytest.raises(DataFileError, match="no answers"):
+        parse_squad(raw, answers_required=False)

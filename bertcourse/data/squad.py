@@ -189,8 +189,11 @@ def _answers(raw: Any, context: str, where: str, field: str) -> tuple[SquadAnswe
     return tuple(out)
 
 
-def parse_squad(raw: Any, source: str = "<squad>") -> SquadData:
-    """Validate a loaded SQuAD JSON object (see the module doc) -> :class:`SquadData`."""
+def parse_squad(raw: Any, source: str = "<squad>", answers_required: bool = True) -> SquadData:
+    """Validate a loaded SQuAD JSON object (see the module doc) -> :class:`SquadData`.
+    ``answers_required=False`` (questions to answer, e.g. ``bertcourse predict``): a question with no
+    ``answers`` field at all is read with no answers instead of refused; an empty ``answers`` list on an
+    answerable question is still an error."""
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
         raise DataFileError(f"{source}: not a SQuAD file: expected an object with a 'data' list of articles.")
     version = str(raw.get("version", ""))
@@ -233,7 +236,7 @@ def parse_squad(raw: Any, source: str = "<squad>") -> SquadData:
                 plausible = _answers(qa.get("plausible_answers", []), context, where, "plausible_answers")
                 if impossible and answers:
                     raise DataFileError(f"{where}: is_impossible is true but the question has answers.")
-                if not impossible and not answers:
+                if not impossible and not answers and (answers_required or "answers" in qa):
                     raise DataFileError(f"{where}: no answers (an unanswerable question needs "
                                         "\"is_impossible\": true, as in SQuAD 2.0).")
                 examples.append(QAExample(str(qid), question, context, answers, title, impossible, plausible))
@@ -242,7 +245,7 @@ def parse_squad(raw: Any, source: str = "<squad>") -> SquadData:
     return SquadData(version, tuple(articles), source)
 
 
-def read_squad(path: str | os.PathLike, sha256: str | None = None) -> SquadData:
+def read_squad(path: str | os.PathLike, sha256: str | None = None, answers_required: bool = True) -> SquadData:
     """Read and validate a SQuAD v1.1 / v2.0 JSON file. ``sha256``: check the file's digest first
     (a file named as a known SQuAD file, e.g. ``dev-v1.1.json``, is not checked unless asked:
     a user may keep a modified copy)."""
@@ -257,7 +260,7 @@ def read_squad(path: str | os.PathLike, sha256: str | None = None) -> SquadData:
         raise DataFileError(f"{path}: not UTF-8 ({err.reason} at byte {err.start}).") from None
     except ValueError as err:
         raise DataFileError(f"{path}: not valid JSON ({err}).") from None
-    return parse_squad(raw, str(path))
+    return parse_squad(raw, str(path), answers_required=answers_required)
 
 
 # ----------------------------------------------------------------------------- files, checksums, cache
