@@ -181,3 +181,118 @@ def test_mixed_bfloat16_pretrainer_trains(batch):
     for _ in range(3):
         last = model.train_on_batch(x, y, w, return_dict=True)["loss"]
     assert np.isfinite(first) and np.isfinite(last) and last < first
+
+
+# ---------------------------------------------------------------- left-to-right (causal) vs bidirectional
+
+def _backbones(vocab=100, num_layers=2):
+    """A bidirectional and a causal backbone with the same weights (no dropout)."""
+    keras.utils.set_random_seed(0)
+    cfg = BertConfig.preset("tiny", vocab_size=vocab, num_layers=num_layers, hidden_dropout=0.0,
+                            attention_dropout=0.0)
+    bidirectional, causal = BertBackbone(cfg), BertBackbone(cfg, causal=True)
+    causal.set_weights(bidirectional.get_weights())
+    return bidirectional, causal
+
+
+def test_causal_output_at_i_ignores_every_token_to_its_right():
+    bidirectional, causal = _backbones()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 100, size=(2, 12)).astype("int32")
+    changed = ids.copy()
+    changed[:, 7] = np.where(ids[:, 7] == 50, 51, 50)  # one token, at position 7
+    inputs = lambda t: {"token_ids": t, "segment_ids": np.zeros_like(t), "padding_mask": np.ones_like(t)}
+    for model in (bidirectional, causal):
+        before = model(inputs(ids))["sequence_output"].numpy()
+        after = model(inputs(changed))["sequence_output"].numpy()
+        left_of_change = np.abs(before[:, :7] - after[:, :7]).max()
+        rest = np.abs(before[:, 7:] - after[:, 7:]).max(axis=-1)
+        if model.causal:
+            assert left_of_change == 0.0  # not one bit: positions 0..6 never see position 7
+        else:
+            assert left_of_change > 1e-3  # BERT: every position reads both sides
+        assert (rest > 1e-3).all()  # position 7 and everything after it does change
+    # with the same weights, the causal model's FIRST position equals a one-token bidirectional pass
+    first = causal(inputs(ids))["sequence_output"].numpy()[:, 0]
+    alone = bidirectional(inputs(ids[:, :1]))["sequence_output"].numpy()[:, 0]
+    np.testing.assert_allclose(first, alone, atol=1e-5)
+
+
+def test_causal_backbone_config_round_trips():
+    _, causal = _backbones()
+    config = causal.get_config()
+    assert config["causal"] is True and BertBackbone(BertConfig.preset("tiny", vocab_size=100)).get_config()[
+        "causal"] is False
+    clone = BertBackbone.from_config(config)
+    assert clone.causal
+    clone.set_weights(causal.get_weights())
+    ids = np.arange(5, 15, dtype="int32")[None]
+    x = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids)}
+    np.testing.assert_allclose(clone(x)["sequence_output"].numpy(), causal(x)["sequence_output"].numpy(), atol=1e-6)
+
+
+def test_sparse_last_layer_keeps_the_causal_mask(batch):
+    """BertPretrainer's sparse last layer must pass the backbone's causal mask on, as the dense path does."""
+    keras.utils.set_random_seed(0)
+    cfg = BertConfig.preset("tiny", vocab_size=VOCAB, num_layers=2, hidden_dropout=0.0, attention_dropout=0.0)
+    dense = BertPretrainer(BertBackbone(cfg, causal=True), mlm_only=True)
+    sparse = BertPretrainer(BertBackbone(cfg, causal=True), mlm_only=True, sparse_last_layer=True)
+    bidirectional = BertPretrainer(BertBackbone(cfg), mlm_only=True, sparse_last_layer=True)
+    sparse.set_weights(dense.get_weights())
+    bidirectional.set_weights(dense.get_weights())
+    x, _, _ = batch
+    out = dense(x)["mlm"].numpy()
+    assert np.abs(out - sparse(x)["mlm"].numpy()).max() < 1e-5
+    assert np.abs(out - bidirectional(x)["mlm"].numpy()).max() > 1e-3
+
+
+def test_causal_pretrainer_refuses_a_bidirectional_backbone():
+    from bertcourse.models import CausalLMPretrainer
+
+    with pytest.raises(ValueError, match="causal=True"):
+        CausalLMPretrainer(BertBackbone(BertConfig.preset("tiny", vocab_size=100)))
+
+
+def test_causal_batches_are_the_mlm_batches_unmasked(tokenizer):
+    import random
+
+    from bertcourse.data.nsp import create_nsp_pairs, tokenize_documents
+    from bertcourse.data.pipeline import pack_pairs
+    from bertcourse.training.pretrain import causal_lm_batches
+
+    docs = corpora.load_corpus("austen")[:3]
+    data = pretraining_dataset(docs, tokenizer, seq_len=64, batch_size=8, seed=1, shuffle=False, repeat=False)
+    x, y, w = next(iter(causal_lm_batches(data)))
+    pairs = list(create_nsp_pairs(tokenize_documents(docs, tokenizer), max_seq_length=64, rng=random.Random(1)))
+    packed = pack_pairs(pairs[:8], 64, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+    np.testing.assert_array_equal(x["token_ids"].numpy(), packed["token_ids"])  # no [MASK], no random tokens
+    assert set(x) == {"token_ids", "segment_ids", "padding_mask"}
+    np.testing.assert_array_equal(y["lm"].numpy()[:, :-1], packed["token_ids"][:, 1:])
+    np.testing.assert_array_equal(w["lm"].numpy()[:, :-1], packed["padding_mask"][:, 1:])
+    assert (w["lm"].numpy()[:, -1] == 0).all()
+
+
+def test_causal_model_trains_and_is_scored_on_the_mlm_positions(tokenizer):
+    from bertcourse.training.pretrain import (PretrainConfig, evaluate_causal_lm, evaluate_mlm,
+                                              heldout_mlm_dataset, pretrain, pretraining_train_config,
+                                              unmasked_token_ids)
+
+    train_docs, heldout = corpora.split_documents(corpora.load_corpus("austen")[:30])
+    config = PretrainConfig(preset="tiny", seq_len=32, objective="causal", dropout=0.0)
+    model, history = pretrain(train_docs, tokenizer, config,
+                              pretraining_train_config(steps=30, steps_per_epoch=10, batch_size=8), verbose=0)
+    assert model.objective == "causal" and model.backbone.causal
+    assert history["lm_loss"][-1] < history["lm_loss"][0] - 0.5, history["lm_loss"]
+    result = evaluate_mlm(model, heldout, tokenizer, seq_len=32, batch_size=8, max_batches=3)
+    assert result == evaluate_causal_lm(model, heldout, tokenizer, seq_len=32, batch_size=8, max_batches=3)
+    # by hand: the token at masked position i is scored by the logits at i - 1 of the clean sequence
+    correct = total = 0
+    for x, y, w in heldout_mlm_dataset(heldout, tokenizer, 32, 8, 3, 2024):
+        ids = unmasked_token_ids(x, y, w)
+        logits = model({"token_ids": ids, "segment_ids": x["segment_ids"], "padding_mask": x["padding_mask"]})["lm"]
+        guess = np.take_along_axis(np.argmax(logits.numpy(), -1), x["masked_positions"].numpy() - 1, axis=1)
+        real = w["mlm"].numpy() > 0
+        correct += int((guess == y["mlm"].numpy())[real].sum())
+        total += int(real.sum())
+    assert result["mlm_accuracy"] == pytest.approx(correct / total)
+    assert 0 < result["mlm_accuracy"] < 1 and np.isfinite(result["mlm_perplexity"])

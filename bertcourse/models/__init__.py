@@ -7,6 +7,6 @@ NSP heads (lesson 07). Task models (classifier, sentence encoder...) live in :mo
 """
 
 from bertcourse.models.backbone import BertBackbone
-from bertcourse.models.pretraining import BertPretrainer
+from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
 
-__all__ = ["BertBackbone", "BertPretrainer"]
+__all__ = ["BertBackbone", "BertPretrainer", "CausalLMPretrainer"]

@@ -34,7 +34,7 @@ from bertcourse.config import BertConfig
 from bertcourse.errors import ModelInputError
 from bertcourse.layers import BertEmbeddings, EncoderBlock, bert_initializer, check_sequence_length
 
-__all__ = ["BertBackbone", "INPUT_NAMES", "validate_inputs", "check_input_values"]
+__all__ = ["BertBackbone", "INPUT_NAMES", "validate_inputs", "check_input_values", "causal_attention_mask"]
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
 # What other libraries call the same inputs (for the error message).
@@ -98,6 +98,19 @@ def validate_inputs(inputs, max_position_embeddings: int) -> None:
     check_sequence_length(ref[1], max_position_embeddings)
 
 
+def causal_attention_mask(token_ids):
+    """``[batch, seq, seq]`` booleans, True where query ``i`` may see key ``j``: ``j <= i`` (left-to-right).
+
+    Built from ``token_ids``' shape with elementwise ops only, so it also works on symbolic inputs
+    whose length is unknown (a functional model's ``keras.Input(shape=(None,))``).
+
+    >>> np.asarray(causal_attention_mask(np.zeros((1, 3), "int32")))[0].astype(int).tolist()
+    [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    """
+    position = ops.cumsum(ops.ones_like(token_ids, dtype="int32"), axis=1)  # [B, S]: 1, 2, ..., S
+    return ops.less_equal(ops.expand_dims(position, 1), ops.expand_dims(position, 2))  # [B, Q, K]: k <= q
+
+
 def _concrete(value) -> np.ndarray | None:
     """The values of an eager input as NumPy, or None for a symbolic one (KerasTensor, tf.function, jit)."""
     if isinstance(value, np.ndarray):
@@ -156,6 +169,9 @@ class BertBackbone(keras.Model):
         normalize_first: override ``config.normalize_first`` (pre-LN blocks, not BERT's, plus a final
             LayerNorm after the last block); the value is written into ``self.config``. ``None``: the config's.
         fused_qkv: compute Q, K, V with one matmul (same weights and results).
+        causal: a left-to-right (GPT-style) encoder: position ``i`` attends only to positions ``<= i``
+            (:func:`causal_attention_mask`), so its output never depends on tokens to its right. BERT is
+            ``causal=False`` (every position sees both sides); lesson 07 compares the two.
         dtype: a dtype or dtype policy (e.g. ``"mixed_bfloat16"``); default: the global policy.
 
     Inputs: a dict ``token_ids``, ``segment_ids``, ``padding_mask``, each ``[batch, seq_len]`` int.
@@ -168,8 +184,8 @@ class BertBackbone(keras.Model):
     """
 
     def __init__(self, config: BertConfig | str | Mapping[str, Any] | None = None, output_hidden_states=False,
-                 output_attention_scores=False, normalize_first: bool | None = None, fused_qkv=False, dtype=None,
-                 **kwargs):
+                 output_attention_scores=False, normalize_first: bool | None = None, fused_qkv=False,
+                 causal: bool = False, dtype=None, **kwargs):
         cfg = _as_config(config)
         if normalize_first is not None and bool(normalize_first) != cfg.normalize_first:
             cfg = cfg.replace(normalize_first=bool(normalize_first))  # the override lives in the config
@@ -198,9 +214,11 @@ class BertBackbone(keras.Model):
         segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
         x = self.embeddings(token_ids, segment_ids)
+        attention_mask = causal_attention_mask(token_ids) if causal else None
         hidden_states, attention_scores = [x], []
         for block in self.encoder_layers:
-            x, probs = block(x, padding_mask=padding_mask, return_attention_scores=True)
+            x, probs = block(x, padding_mask=padding_mask, attention_mask=attention_mask,
+                             return_attention_scores=True)
             hidden_states.append(x)
             attention_scores.append(probs)
         if self.final_layer_norm is not None:
@@ -220,6 +238,11 @@ class BertBackbone(keras.Model):
         self.output_hidden_states = bool(output_hidden_states)
         self.output_attention_scores = bool(output_attention_scores)
         self.fused_qkv = bool(fused_qkv)
+        self.causal = bool(causal)
+
+    def attention_mask(self, token_ids):
+        """The ``attention_mask`` the blocks get besides ``padding_mask``: the causal mask, or None."""
+        return causal_attention_mask(token_ids) if self.causal else None
 
     def __setattr__(self, name, value):
         # On the PyTorch backend a Model is a torch Module, which refuses attributes set before
@@ -252,6 +275,7 @@ class BertBackbone(keras.Model):
             "output_hidden_states": self.output_hidden_states,
             "output_attention_scores": self.output_attention_scores,
             "fused_qkv": self.fused_qkv,
+            "causal": self.causal,
         }
 
     @classmethod

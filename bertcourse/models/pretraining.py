@@ -23,7 +23,7 @@ from keras import ops
 
 from bertcourse.layers.heads import MaskedLMHead, NextSentenceHead
 
-__all__ = ["BertPretrainer", "Perplexity"]
+__all__ = ["BertPretrainer", "CausalLMPretrainer", "Perplexity"]
 
 
 def _scale_for_replicas(loss):
@@ -93,12 +93,14 @@ class BertPretrainer(keras.Model):
         (for the pooler) and the masked positions. Earlier blocks need every position (they are
         keys and values of the later ones); the last block's other outputs are never used."""
         padding_mask = inputs["padding_mask"]
+        attention_mask = backbone.attention_mask(inputs["token_ids"])  # None for BERT; causal for a causal backbone
         x = backbone.embeddings(inputs["token_ids"], inputs["segment_ids"])
         for block in backbone.encoder_layers[:-1]:
-            x = block(x, padding_mask=padding_mask)
+            x = block(x, padding_mask=padding_mask, attention_mask=attention_mask)
         cls_position = ops.zeros_like(inputs["masked_positions"][:, :1])
         positions = ops.concatenate([cls_position, inputs["masked_positions"]], axis=1)
-        h = backbone.encoder_layers[-1](x, padding_mask=padding_mask, query_positions=positions)
+        h = backbone.encoder_layers[-1](x, padding_mask=padding_mask, attention_mask=attention_mask,
+                                        query_positions=positions)
         if backbone.final_layer_norm is not None:
             h = backbone.final_layer_norm(h)
         return h[:, 1:, :], backbone.pooler(h[:, 0, :])
@@ -150,3 +152,94 @@ class BertPretrainer(keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="bertcourse")
+class CausalLMPretrainer(keras.Model):
+    """A left-to-right language model on a causal ``BertBackbone``: predict token ``i + 1`` from tokens ``<= i``.
+
+    The same backbone and the same tied head as :class:`BertPretrainer` (``MaskedLMHead``, applied at every
+    position instead of the masked ones); only the attention mask (``BertBackbone(causal=True)``) and the
+    targets differ. This is the left-to-right model that BERT's paper compares MLM with (lesson 07).
+
+    Inputs: ``token_ids``, ``segment_ids``, ``padding_mask`` ``[B, L]`` (clean text: nothing is masked).
+    Output: ``{"lm": [B, L, vocab] logits}``; the row at ``i`` scores the NEXT token, ``token_ids[:, i + 1]``.
+    Targets ``{"lm": next ids [B, L]}`` with sample weights ``{"lm": 1 where a next token exists}``:
+    :func:`next_token_targets` makes them. Loss: ``sum(w * ce) / sum(w)``; ``lm_loss``, ``lm_accuracy``,
+    ``lm_perplexity`` in the ``fit`` logs.
+
+    >>> import numpy as np
+    >>> from bertcourse import BertConfig
+    >>> from bertcourse.models import BertBackbone
+    >>> model = CausalLMPretrainer(BertBackbone(BertConfig.preset("tiny", vocab_size=100), causal=True))
+    >>> ids = np.array([[2, 7, 8, 3, 0]]); mask = np.array([[1, 1, 1, 1, 0]])
+    >>> tuple(model({"token_ids": ids, "segment_ids": 0 * ids, "padding_mask": mask})["lm"].shape)
+    (1, 5, 100)
+    >>> y, w = next_token_targets(ids, mask)
+    >>> np.asarray(y).tolist(), np.asarray(w).tolist()
+    ([[7, 8, 3, 0, 0]], [[1.0, 1.0, 1.0, 0.0, 0.0]])
+    """
+
+    def __init__(self, backbone, **kwargs):
+        if not getattr(backbone, "causal", False):
+            raise ValueError("CausalLMPretrainer needs BertBackbone(..., causal=True): a bidirectional backbone "
+                             "sees the very token it is asked to predict.")
+        cfg = backbone.config
+        self.backbone = backbone
+        self.lm_head = MaskedLMHead(token_embedding=backbone.token_embedding, activation=cfg.hidden_act,
+                                    layer_norm_epsilon=cfg.layer_norm_epsilon,
+                                    initializer_range=cfg.initializer_range, dtype=backbone.dtype_policy,
+                                    name="lm_head")
+        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
+                  for name in ("token_ids", "segment_ids", "padding_mask")}
+        outputs = {"lm": self.lm_head(backbone(inputs)["sequence_output"])}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.lm_loss_tracker = keras.metrics.Mean(name="lm_loss")
+        self.lm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="lm_accuracy")
+        self.lm_perplexity = Perplexity(name="lm_perplexity")
+
+    @property
+    def objective(self) -> str:
+        return "causal"
+
+    def compile(self, optimizer="adamw", **kwargs):
+        if "loss" in kwargs:
+            raise ValueError("CausalLMPretrainer computes its next-token loss itself: compile it without `loss`.")
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not isinstance(y, dict) or "lm" not in y:
+            raise ValueError("CausalLMPretrainer needs targets {'lm': next token ids}; build them with "
+                             "bertcourse.models.pretraining.next_token_targets.")
+        logits = ops.cast(y_pred["lm"], "float32")
+        labels = ops.cast(y["lm"], "int32")
+        weights = None if sample_weight is None else sample_weight.get("lm")
+        weights = ops.ones(ops.shape(labels), "float32") if weights is None else ops.cast(weights, "float32")
+        ce = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        self.lm_loss_tracker.update_state(ce, sample_weight=weights)
+        self.lm_perplexity.update_state(ce, sample_weight=weights)
+        self.lm_accuracy.update_state(labels, logits, sample_weight=weights)
+        total = ops.sum(ce * weights) / (ops.sum(weights) + 1e-5)
+        if self.losses:
+            total = total + ops.sum(self.losses)
+        return _scale_for_replicas(total)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "backbone": keras.saving.serialize_keras_object(self.backbone)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def next_token_targets(token_ids, padding_mask):
+    """``(targets, weights)`` for :class:`CausalLMPretrainer`: ``targets[:, i] = token_ids[:, i + 1]`` (0 at the
+    end), ``weights[:, i] = 1.0`` where position ``i + 1`` holds a real token, else 0. ``keras.ops`` only."""
+    token_ids = ops.convert_to_tensor(token_ids)
+    padding_mask = ops.convert_to_tensor(padding_mask)
+    targets = ops.pad(token_ids[:, 1:], [[0, 0], [0, 1]])
+    weights = ops.pad(ops.cast(padding_mask[:, 1:], "float32"), [[0, 0], [0, 1]])
+    return targets, weights

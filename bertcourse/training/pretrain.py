@@ -9,6 +9,8 @@ checkpointed (atomic, checksummed) and a killed run resumes exactly, at any step
 
 >>> PretrainConfig(preset="tiny", seq_len=64, mask_rate=0.3).max_predictions
 20
+>>> PretrainConfig(objective="causal").objective        # a left-to-right LM on the same backbone
+'causal'
 >>> tc = pretraining_train_config(steps=200, steps_per_epoch=50, batch_size=16)
 >>> tc.max_steps, tc.steps_per_epoch, tc.per_device_train_batch_size, tc.learning_rate, tc.save_steps
 (200, 50, 16, 0.001, 50)
@@ -34,13 +36,18 @@ from bertcourse.data.masking import MaskingConfig, num_predictions
 from bertcourse.data.nsp import tokenize_documents
 from bertcourse.data.pipeline import pretraining_dataset
 from bertcourse.models import BertBackbone
-from bertcourse.models.pretraining import BertPretrainer
+from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer, next_token_targets
 from bertcourse.text import save_vocabulary
 from bertcourse.training.loop import TrainConfig, train
 from bertcourse.training.run import RunDirectory, atomic_save_weights
 
 __all__ = ["PretrainConfig", "pretraining_train_config", "build_pretrainer", "pretrain", "evaluate_mlm",
-           "unigram_baseline", "PRETRAINING_DEFAULTS"]
+           "evaluate_causal_lm", "heldout_mlm_dataset", "unmasked_token_ids", "causal_lm_batches",
+           "unigram_baseline", "OBJECTIVES", "PRETRAINING_DEFAULTS"]
+
+# "mlm": BERT (bidirectional encoder, masked-LM loss, + NSP unless mlm_only); "causal": the same backbone with
+# a causal attention mask, trained to predict the next token (no NSP), as the left-to-right LMs BERT compares with.
+OBJECTIVES = ("mlm", "causal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +63,11 @@ class PretrainConfig:
     normalize_first: bool = False  # pre-LayerNorm blocks (not BERT's post-LN); stored in BertConfig
     sparse_last_layer: bool = True  # last block only at [CLS] + masked positions: same outputs, ~1.2x faster
     dropout: float = 0.1
+    objective: str = "mlm"  # "causal": left-to-right LM (predict the next token), same backbone, no NSP
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}.")
         if self.seq_len < 8:
             raise ValueError(f"seq_len must be >= 8, got {self.seq_len}.")
         if not 0.0 < self.mask_rate < 1.0:
@@ -99,8 +109,10 @@ def pretraining_train_config(steps: int | None = None, steps_per_epoch: int | No
     return config
 
 
-def build_pretrainer(tokenizer, config: PretrainConfig, dtype=None, seed: int | None = None) -> BertPretrainer:
-    """A fresh ``BertPretrainer`` for ``config.preset`` sized to the tokenizer's vocabulary.
+def build_pretrainer(tokenizer, config: PretrainConfig, dtype=None,
+                     seed: int | None = None) -> BertPretrainer | CausalLMPretrainer:
+    """A fresh ``BertPretrainer`` for ``config.preset`` sized to the tokenizer's vocabulary; with
+    ``config.objective == "causal"`` a ``CausalLMPretrainer`` on a causal backbone of the same size.
     ``seed``: set Keras' seeds first (``train`` does it itself before it calls the builder)."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -108,6 +120,8 @@ def build_pretrainer(tokenizer, config: PretrainConfig, dtype=None, seed: int | 
                                     max_position_embeddings=max(config.seq_len, 128),
                                     hidden_dropout=config.dropout, attention_dropout=config.dropout,
                                     normalize_first=config.normalize_first)
+    if config.objective == "causal":
+        return CausalLMPretrainer(BertBackbone(bert_config, causal=True, dtype=dtype))
     backbone = BertBackbone(bert_config, dtype=dtype)
     return BertPretrainer(backbone, mlm_only=config.mlm_only, sparse_last_layer=config.sparse_last_layer)
 
@@ -128,6 +142,9 @@ def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig | None
     ``logs/``; at the end ``pretrainer.weights.h5`` and ``backbone.weights.h5`` (atomically), then the
     run is marked finished. ``resume=True`` continues the interrupted run exactly where its newest good
     checkpoint stopped (same data, masks, dropout and optimizer state as the uninterrupted run).
+
+    ``config.objective == "causal"`` trains a :class:`~bertcourse.models.pretraining.CausalLMPretrainer` on
+    the SAME sequences in the same order (the MLM batches with their masks undone, :func:`causal_lm_batches`).
     """
     config = config or PretrainConfig()
     train_config = train_config or pretraining_train_config()
@@ -159,10 +176,11 @@ def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig | None
         return build_pretrainer(tokenizer, config, dtype=dtype)
 
     def stream(start_step: int):
-        return pretraining_dataset(train_documents, tokenizer, seq_len=config.seq_len,
+        data = pretraining_dataset(train_documents, tokenizer, seq_len=config.seq_len,
                                    batch_size=_global_batch(train_config), masking=config.masking,
                                    whole_word=config.whole_word, seed=train_config.seed,
                                    short_seq_prob=config.short_seq_prob, start_batch=start_step)
+        return causal_lm_batches(data) if config.objective == "causal" else data
 
     model, history = train(build, stream, train_config, callbacks=callbacks, resume=resume, verbose=verbose,
                            history_file=run.history if run is not None else None)
@@ -174,15 +192,89 @@ def pretrain(train_documents: Sequence, tokenizer, config: PretrainConfig | None
     return model, history
 
 
-def evaluate_mlm(model, documents: Sequence, tokenizer, seq_len: int = 128, batch_size: int = 32,
-                 max_batches: int | None = None, seed: int = 2024) -> dict[str, float]:
-    """MLM accuracy, loss and perplexity (+ NSP accuracy) on held-out documents, with fixed masks."""
+def heldout_mlm_dataset(documents: Sequence, tokenizer, seq_len: int = 128, batch_size: int = 32,
+                        max_batches: int | None = None, seed: int = 2024) -> tf.data.Dataset:
+    """The fixed held-out MLM batches every scorer here uses (:func:`evaluate_mlm`, :func:`unigram_baseline`,
+    :func:`evaluate_causal_lm`, :func:`bertcourse.training.mlm_baselines.count_baselines`): corpus order, one
+    pass, BERT's 15% masks drawn from ``seed``. Same arguments, same masked positions, in any process."""
     data = pretraining_dataset(documents, tokenizer, seq_len=seq_len, batch_size=batch_size,
                                masking=MaskingConfig.for_length(seq_len), seed=seed, shuffle=False, repeat=False)
     if max_batches:
         data = data.take(max_batches)
+    return data
+
+
+def unmasked_token_ids(x: dict, y: dict, w: dict):
+    """The original ``token_ids`` of an MLM batch: the labels written back at the masked positions
+    (padded prediction slots, weight 0, are left alone). TensorFlow ops (a ``tf.data`` map or eager).
+
+    >>> x = {"token_ids": tf.constant([[101, 103, 7, 102]]), "masked_positions": tf.constant([[1, 0]])}
+    >>> unmasked_token_ids(x, {"mlm": tf.constant([[5, 0]])}, {"mlm": tf.constant([[1.0, 0.0]])}).numpy().tolist()
+    [[101, 5, 7, 102]]
+    """
+    ids = tf.convert_to_tensor(x["token_ids"])
+    positions = tf.cast(x["masked_positions"], tf.int32)
+    real = tf.convert_to_tensor(w["mlm"]) > 0
+    labels = tf.cast(y["mlm"], ids.dtype)
+    restored = tf.where(real, labels, tf.gather(ids, positions, batch_dims=1))  # padded slots keep what is there
+    rows = tf.broadcast_to(tf.range(tf.shape(ids)[0])[:, None], tf.shape(positions))
+    return tf.tensor_scatter_nd_update(ids, tf.stack([rows, positions], axis=-1), restored)
+
+
+def causal_lm_batches(data: tf.data.Dataset) -> tf.data.Dataset:
+    """MLM batches -> next-token batches for :class:`~bertcourse.models.pretraining.CausalLMPretrainer`: the
+    same sequences unmasked, ``y = {"lm": ids shifted left}``, ``w = {"lm": 1 where a next token exists}``."""
+
+    def convert(x, y, w):
+        ids = unmasked_token_ids(x, y, w)
+        targets, weights = next_token_targets(ids, x["padding_mask"])
+        inputs = {"token_ids": ids, "segment_ids": x["segment_ids"], "padding_mask": x["padding_mask"]}
+        return inputs, {"lm": targets}, {"lm": weights}
+
+    return data.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def evaluate_mlm(model, documents: Sequence, tokenizer, seq_len: int = 128, batch_size: int = 32,
+                 max_batches: int | None = None, seed: int = 2024) -> dict[str, float]:
+    """MLM accuracy, loss and perplexity (+ NSP accuracy) on held-out documents, with fixed masks
+    (:func:`heldout_mlm_dataset`). A causal model (``objective == "causal"``) is scored on the same masked
+    positions by :func:`evaluate_causal_lm`."""
+    if getattr(model, "objective", "mlm") == "causal":
+        return evaluate_causal_lm(model, documents, tokenizer, seq_len=seq_len, batch_size=batch_size,
+                                  max_batches=max_batches, seed=seed)
+    data = heldout_mlm_dataset(documents, tokenizer, seq_len, batch_size, max_batches, seed)
     logs = model.evaluate(data, verbose=0, return_dict=True)
     return {k: float(v) for k, v in logs.items()}
+
+
+def evaluate_causal_lm(model, documents: Sequence, tokenizer, seq_len: int = 128, batch_size: int = 32,
+                       max_batches: int | None = None, seed: int = 2024) -> dict[str, float]:
+    """A left-to-right model scored on :func:`evaluate_mlm`'s masked positions: the token at masked position
+    ``i`` is predicted from the logits at ``i - 1`` of the UNMASKED sequence, i.e. from the clean tokens
+    ``< i`` only (the MLM model instead sees both sides, with the other masked tokens corrupted).
+    Returns ``mlm_accuracy``, ``mlm_loss``, ``mlm_perplexity`` (named as :func:`evaluate_mlm`'s, to compare)."""
+    data = heldout_mlm_dataset(documents, tokenizer, seq_len, batch_size, max_batches, seed)
+
+    @tf.function
+    def score(x, y, w):
+        ids = unmasked_token_ids(x, y, w)
+        logits = model({"token_ids": ids, "segment_ids": x["segment_ids"], "padding_mask": x["padding_mask"]},
+                       training=False)["lm"]                                    # [B, L, V]: row j scores token j+1
+        previous = tf.maximum(tf.cast(x["masked_positions"], tf.int32) - 1, 0)  # masked positions are never 0
+        logits = tf.cast(tf.gather(logits, previous, batch_dims=1), tf.float32)  # [B, P, V]
+        labels = tf.cast(y["mlm"], tf.int32)
+        weights = tf.cast(w["mlm"], tf.float32)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
+        return tf.reduce_sum(hit * weights), tf.reduce_sum(ce * weights), tf.reduce_sum(weights)
+
+    correct = nll = total = 0.0
+    for x, y, w in data:
+        c, n, t = score(x, y, w)
+        correct, nll, total = correct + float(c), nll + float(n), total + float(t)
+    if not total:
+        raise ValueError("No masked positions to score: the held-out documents are empty.")
+    return {"mlm_accuracy": correct / total, "mlm_loss": nll / total, "mlm_perplexity": math.exp(nll / total)}
 
 
 def unigram_baseline(train_documents: Sequence, heldout_documents: Sequence, tokenizer, seq_len: int = 128,
@@ -203,10 +295,7 @@ def unigram_baseline(train_documents: Sequence, heldout_documents: Sequence, tok
         freq[token] = 0.0
     prob = freq / freq.sum()
     best = int(np.argmax(prob))
-    data = pretraining_dataset(heldout_documents, tokenizer, seq_len=seq_len, batch_size=batch_size,
-                               masking=MaskingConfig.for_length(seq_len), seed=seed, shuffle=False, repeat=False)
-    if max_batches:
-        data = data.take(max_batches)
+    data = heldout_mlm_dataset(heldout_documents, tokenizer, seq_len, batch_size, max_batches, seed)
     correct = total = 0.0
     nll = 0.0
     for _, y, w in data.as_numpy_iterator():
