@@ -346,3 +346,34 @@ def test_train_config_maps_hugging_face_arguments():
         TrainConfig(fp16=True, bf16=True)
     with pytest.raises(ValueError, match="needs evaluation"):
         TrainConfig(load_best_model_at_end=True, eval_strategy="no")
+
+
+def test_train_step_is_traced_once(tmp_path):
+    """The optimizer's slots are created before the first step (``build_optimizer_eagerly``): a step that
+    creates variables is traced twice by ``tf.function``, which costs seconds per fine-tuning run."""
+    import keras
+    import tensorflow as tf
+
+    from bertcourse.training import TrainConfig, train
+    from bertcourse.training.loop import build_optimizer_eagerly
+
+    data = tf.data.Dataset.from_tensor_slices((np.ones((8, 2), "float32"), np.ones((8, 1), "float32"))).batch(4)
+
+    class Counting(keras.Sequential):
+        traces = 0
+
+        def train_step(self, data):  # its Python body runs once per trace
+            Counting.traces += 1
+            return super().train_step(data)
+
+    def build():
+        return Counting([keras.Input((2,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+
+    config = TrainConfig(output_dir=str(tmp_path), max_steps=4, logging_dir=None)
+    model, _ = train(build, data.repeat(), config, steps_per_epoch=2, compile_kwargs={"loss": "mse"}, verbose=0)
+    assert model.optimizer.built
+    assert Counting.traces == 1
+    assert not build_optimizer_eagerly(model)  # already built: nothing to do
+    unbuilt = keras.Sequential([keras.layers.Dense(1)])  # no Input: Keras builds it (and the slots) at step 1
+    unbuilt.compile(keras.optimizers.AdamW(), "mse")
+    assert not build_optimizer_eagerly(unbuilt) and not unbuilt.optimizer.built
