@@ -147,3 +147,28 @@ def test_classification_runs_written_before_the_manifest_still_load(tmp_path):
     assert task.predict(["the cat sat"], verbose=0).shape == (1, 2)
     with pytest.raises(RunDirectoryError, match="is a classification run; a pretraining run cannot"):
         RunDirectory.create(tmp_path, "pretraining", {}, overwrite=True)
+
+
+def test_saved_weights_leave_the_optimizer_out_unless_asked(tmp_path):
+    import h5py
+    import keras
+
+    from bertcourse.training.run import atomic_save_weights
+
+    def build():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+        model.compile(keras.optimizers.AdamW(1e-2), "mse")
+        return model
+
+    model = build()
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    model.fit(x, x.sum(1, keepdims=True), epochs=2, verbose=0)  # the optimizer has state now
+    lean = atomic_save_weights(model, tmp_path / "model.weights.h5")
+    full = atomic_save_weights(model, tmp_path / "full.weights.h5", include_optimizer=True)
+    with h5py.File(lean) as f, h5py.File(full) as g:
+        assert "optimizer" not in f and "optimizer" in g
+    assert lean.stat().st_size < full.stat().st_size
+    assert not list(tmp_path.glob("*.partial.*"))
+    fresh = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    fresh.load_weights(lean)
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -111,11 +111,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def atomic_save_weights(model, path: str | os.PathLike) -> Path:
-    """``model.save_weights`` to a temporary ``.weights.h5`` file, then an atomic rename over ``path``."""
+def atomic_save_weights(model, path: str | os.PathLike, include_optimizer: bool = False) -> Path:
+    """``model.save_weights`` to a temporary ``.weights.h5`` file, then an atomic rename over ``path``.
+
+    A compiled model's ``save_weights`` also writes its optimizer's state (AdamW's two moments: twice
+    the model's size) although only the model's weights are ever loaded from a finished run; resuming
+    reads ``checkpoints/``. So the optimizer is left out unless ``include_optimizer``.
+    """
+    from keras.src.saving import saving_lib
+
     path = Path(path)
     tmp = path.with_name(path.name.replace(".weights.h5", ".partial.weights.h5"))
-    model.save_weights(str(tmp))
+    optimizer = getattr(model, "optimizer", None)
+    if include_optimizer or optimizer is None:
+        model.save_weights(str(tmp))
+    else:
+        saving_lib.save_weights_only(model, str(tmp), objects_to_skip=[optimizer])
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
