@@ -72,12 +72,17 @@ def texts_for_bench(n: int) -> list[str]:
     return out
 
 
-def build(workdir: Path, seq_len: int, texts: list[str]) -> dict:
-    """Export the classifier, write its HF twin, and compute the expected labels offline."""
+def build(workdir: Path, seq_len: int, texts: list[str], dtype: str = "float32") -> dict:
+    """Export the classifier, write its HF twin, and compute the expected labels offline.
+
+    ``dtype``: the served model's Keras dtype policy ("float32", or "bfloat16": the same weights stored and
+    computed in bf16, for CPUs with native bf16); the expected labels are then the bf16 model's own, and
+    how many agree with float32 is reported. The HF twin stays float32."""
     import keras
     from safetensors.numpy import load_file, save_file
 
     from bertcourse.convert.hf import load_hf_bert, save_hf_bert
+    from bertcourse.models import BertBackbone
     from bertcourse.pretrained import model_path
     from bertcourse.serving.export import export_task
     from bertcourse.tasks import BertClassifier, TextClassificationPipeline
@@ -87,11 +92,15 @@ def build(workdir: Path, seq_len: int, texts: list[str]) -> dict:
     backbone, tokenizer = load_hf_bert(model_path("all-MiniLM-L6-v2"))
     pre = BertPreprocessor(tokenizer, sequence_length=seq_len)
     clf = BertClassifier(backbone, 2, preprocessor=pre, labels=LABELS)
-    export = export_task(clf, workdir / "export")
-    pipeline = TextClassificationPipeline(clf)
-    results = pipeline(texts, top_k=None)
+    served = clf
+    if dtype != "float32":  # the same weights in a model built with another dtype policy
+        served = BertClassifier(BertBackbone(backbone.config, dtype=dtype), 2, preprocessor=pre, labels=LABELS)
+        served.set_weights(clf.get_weights())
+    export = export_task(served, workdir / "export")
+    results = TextClassificationPipeline(served)(texts, top_k=None)
     expected = [r[0]["label"] for r in results]
     margins = [abs(r[0]["score"] - r[1]["score"]) for r in results]
+    float32_labels = [r[0]["label"] for r in TextClassificationPipeline(clf)(texts, top_k=None)]
     ours_logits = clf.predict(texts, verbose=0)
 
     hf = save_hf_bert(backbone, tokenizer, workdir / "hf", prefix="bert.")
@@ -116,6 +125,7 @@ def build(workdir: Path, seq_len: int, texts: list[str]) -> dict:
         twin_logits = twin(**enc).logits.numpy()
     return {"export": export, "hf": hf, "expected": expected, "margins": margins,
             "twin_max_diff": float(np.abs(twin_logits - ours_logits).max()),
+            "dtype": dtype, "same_label_as_float32": sum(a == b for a, b in zip(expected, float32_labels)),
             "params": int(clf.count_params())}
 
 
@@ -235,16 +245,22 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the exported model's dtype policy (bfloat16: for CPUs with native bf16; the twin "
+                             "stays float32)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
+    if args.write_readme and args.dtype != "float32":
+        parser.error("--write-readme rewrites the float32 table; run --dtype bfloat16 without it")
     start_uptime = uptime()
     print("start:", start_uptime, flush=True)
     texts = texts_for_bench(64)
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     t0 = time.perf_counter()
-    built = build(work, args.seq_len, texts)
+    built = build(work, args.seq_len, texts, args.dtype)
     print(f"built in {time.perf_counter() - t0:.0f} s; twin max |logit diff| {built['twin_max_diff']:.2e}; "
-          f"expected labels: {sorted((x, built['expected'].count(x)) for x in set(built['expected']))}", flush=True)
+          f"expected labels: {sorted((x, built['expected'].count(x)) for x in set(built['expected']))}; "
+          f"{args.dtype}: {built['same_label_as_float32']}/{len(texts)} labels as float32", flush=True)
 
     py = sys.executable
     serve = [py, "-m", "bertcourse.cli", "serve", f"sentiment={built['export']}", "--max-batch-size",
@@ -296,7 +312,7 @@ def main() -> None:
 
     report = "\n".join([
         f"Made with: `.venv/bin/python bench/serving.py --write-readme` ({time.strftime('%Y-%m-%d')}, "
-        f"2 CPU cores; the load average is on the last line). Model: all-MiniLM-L6-v2 + a 2-class head "
+        f"2 CPU cores; the load average is on the last line). Model ({args.dtype}): all-MiniLM-L6-v2 + a 2-class head "
         f"({built['params']:,} parameters), sequence length {args.seq_len}, exported with the tokenizer in the "
         f"graph. {args.clients} concurrent async httpx clients, {args.requests} one-sentence requests per server "
         f"(real sentences from the shipped Austen corpus, 8-40 words) in {args.rounds} rounds in which the "
