@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--steps-per-epoch", type=int, default=0, help="0: steps / 10 (or steps if < 10)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--dropout", type=float, default=0.1, help="both models")
+    parser.add_argument("--pre-ln", action="store_true", help="pre-LayerNorm blocks (both models)")
+    parser.add_argument("--mask-rate", type=float, default=0.15,
+                        help="MLM training only; held-out scoring always masks BERT's 15%%")
     parser.add_argument("--eval-batches", type=int, default=0, help="held-out batches scored (0: all)")
     parser.add_argument("--objectives", default="causal,mlm", help="which models to train (comma-separated)")
     parser.add_argument("--seed", type=int, default=12345)
@@ -119,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
     steps_per_epoch = args.steps_per_epoch or (args.steps // 10 if args.steps >= 10 else args.steps)
     results["models"] = {}
     for objective in [o.strip() for o in args.objectives.split(",") if o.strip()]:
-        config = PretrainConfig(preset=args.preset, seq_len=args.seq_len, mlm_only=True, objective=objective)
+        config = PretrainConfig(preset=args.preset, seq_len=args.seq_len, mlm_only=True, objective=objective,
+                                dropout=args.dropout, mask_rate=args.mask_rate, normalize_first=args.pre_ln)
         train_config = pretraining_train_config(steps=args.steps, steps_per_epoch=steps_per_epoch,
                                                 batch_size=args.batch_size, learning_rate=args.learning_rate,
                                                 seed=args.seed)
