@@ -36,7 +36,7 @@ from bertcourse.data.masking import MaskingConfig, num_predictions
 from bertcourse.data.nsp import tokenize_documents
 from bertcourse.data.pipeline import pretraining_dataset
 from bertcourse.models import BertBackbone
-from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer, next_token_targets
+from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
 from bertcourse.text import save_vocabulary
 from bertcourse.training.loop import TrainConfig, train
 from bertcourse.training.run import RunDirectory, atomic_save_weights
@@ -63,7 +63,9 @@ class PretrainConfig:
     normalize_first: bool = False  # pre-LayerNorm blocks (not BERT's post-LN); stored in BertConfig
     sparse_last_layer: bool = True  # last block only at [CLS] + masked positions: same outputs, ~1.2x faster
     dropout: float = 0.1
-    objective: str = "mlm"  # "causal": left-to-right LM (predict the next token), same backbone, no NSP
+    # "causal": left-to-right LM (predict the next token), same backbone; no NSP, and mlm_only, whole_word,
+    # mask_rate and sparse_last_layer do not apply (it reads every position of the clean sequence)
+    objective: str = "mlm"
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -223,11 +225,13 @@ def unmasked_token_ids(x: dict, y: dict, w: dict):
 
 def causal_lm_batches(data: tf.data.Dataset) -> tf.data.Dataset:
     """MLM batches -> next-token batches for :class:`~bertcourse.models.pretraining.CausalLMPretrainer`: the
-    same sequences unmasked, ``y = {"lm": ids shifted left}``, ``w = {"lm": 1 where a next token exists}``."""
+    same sequences unmasked, ``y = {"lm": ids shifted left}``, ``w = {"lm": 1 where a next token exists}``
+    (:func:`~bertcourse.models.pretraining.next_token_targets`)."""
 
-    def convert(x, y, w):
+    def convert(x, y, w):  # tf ops (a tf.data map, whatever the Keras backend): next_token_targets' rule
         ids = unmasked_token_ids(x, y, w)
-        targets, weights = next_token_targets(ids, x["padding_mask"])
+        targets = tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
+        weights = tf.pad(tf.cast(x["padding_mask"][:, 1:], tf.float32), [[0, 0], [0, 1]])
         inputs = {"token_ids": ids, "segment_ids": x["segment_ids"], "padding_mask": x["padding_mask"]}
         return inputs, {"lm": targets}, {"lm": weights}
 
