@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["models"][objective] = {"mlm_accuracy": held["mlm_accuracy"], "mlm_perplexity": held["mlm_perplexity"],
                                         "train_loss_first_epoch": history[loss_key][0],
                                         "train_loss_last_epoch": history[loss_key][-1],
+                                        "train_loss_per_epoch": history[loss_key],
                                         "train_minutes": train_minutes, "eval_minutes": (time.time() - t) / 60,
                                         "config": dataclasses.asdict(config)}
         print(f"    trained in {train_minutes:.1f} min; held-out accuracy {held['mlm_accuracy']:.1%}", flush=True)
