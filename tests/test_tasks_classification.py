@@ -117,6 +117,37 @@ def test_pipeline_pairs_and_aliases(clf):
         classify(["a", {"text": "a", "text_pair": "b"}])
 
 
+def test_pipeline_groups_a_list_by_length_and_answers_in_input_order(clf, monkeypatch):
+    texts = [("good " * (3 + 5 * (i % 4))).strip() if i % 3 else "bad" for i in range(23)]
+    grouped = TextClassificationPipeline(clf, batch_size=4)
+    plain = TextClassificationPipeline(clf, batch_size=4, group_by_length=False)
+    shapes = {}
+    forward = clf.predict_on_batch
+
+    def spy(batch):
+        shapes.setdefault(spy.name, []).append(batch["token_ids"].shape)
+        return forward(batch)
+
+    monkeypatch.setattr(clf, "predict_on_batch", spy)
+    spy.name = "grouped"
+    out = grouped(texts, top_k=None)
+    spy.name = "plain"
+    ref = plain(texts, top_k=None)
+    widths = [w for _, w in shapes["grouped"]]
+    assert widths == sorted(widths)  # shortest first, each batch cut to its longest text
+    cells = {name: sum(b * w for b, w in s) for name, s in shapes.items()}
+    assert cells["grouped"] < 0.8 * cells["plain"]
+    logits = forward(clf.preprocess(texts))
+    for a, b, row in zip(out, ref, logits):  # each text's own answer, in the input order
+        assert [x["label"] for x in a] == [x["label"] for x in b]
+        np.testing.assert_allclose([x["score"] for x in a], [x["score"] for x in b], atol=1e-6)
+        assert a[0]["label"] == clf.labels[int(np.asarray(row).argmax())]
+    # other truncations order by characters; pairs too
+    assert [x["label"] for x in grouped(texts, truncation="head+tail")] == [x["label"] for x in plain(texts)]
+    pairs = [{"text": t, "text_pair": "the film"} for t in texts]
+    assert [x["label"] for x in grouped(pairs)] == [x["label"] for x in plain(pairs)]
+
+
 def test_default_labels_and_sigmoid_for_one_output():
     clf = _classifier(num_classes=2, labels=None)
     out = TextClassificationPipeline(clf)("the film", top_k=None)

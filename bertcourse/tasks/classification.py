@@ -67,7 +67,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -442,6 +442,11 @@ def save_hf_classifier(model: "BertClassifier", path: str | Path) -> Path:
 
 
 _UNSET = object()
+GROUP_BATCHES = 64  # group_by_length orders this many batches' texts at a time (bounded memory for long lists)
+
+
+def _characters(item: str | tuple[str, str]) -> int:
+    return len(item) if isinstance(item, str) else len(item[0]) + len(item[1])
 
 
 class TextClassificationPipeline(TaskPipeline):
@@ -467,10 +472,14 @@ class TextClassificationPipeline(TaskPipeline):
             model's sequence (see the module doc); also a call option.
         stride: tokens shared by consecutive windows (``truncation="windows"``).
         aggregation: ``"mean"`` or ``"max"`` over a text's window logits.
+        group_by_length: batch a list's texts in order of length (outputs in the input order): each batch
+            is padded to its longest text, so mixing short and long texts pays for padding; same labels,
+            scores equal up to float32 rounding (a different padding width changes the summation order).
     """
 
     def __init__(self, model: BertClassifier, top_k: Any = _UNSET, function_to_apply: str | None = None,
-                 batch_size: int = 32, truncation: str = "head", stride: int = 0, aggregation: str = "mean"):
+                 batch_size: int = 32, truncation: str = "head", stride: int = 0, aggregation: str = "mean",
+                 group_by_length: bool = True):
         if not isinstance(model, BertClassifier):
             raise TypeError(f"text-classification needs a bertcourse.tasks.BertClassifier, got {type(model).__name__}.")
         model._require_preprocessor()
@@ -479,6 +488,7 @@ class TextClassificationPipeline(TaskPipeline):
         self.top_k = top_k
         self.function_to_apply = function_to_apply
         self.truncation, self.stride, self.aggregation = truncation, stride, aggregation
+        self.group_by_length = group_by_length
         self._encoders: tuple | None = None
 
     def _encode(self, raw: list[str] | tuple[list[str], list[str]]) -> dict[str, np.ndarray]:
@@ -524,8 +534,31 @@ class TextClassificationPipeline(TaskPipeline):
                                    batch_size=batch_size)
         else:  # padding columns past the batch's longest text are cut: less work, the same logits
             logits = self.model.predict_on_batch(trim_padding(self._encode(raw)))
+        return self._answers(logits, top_k, function_to_apply, legacy)
+
+    def _answers(self, logits: np.ndarray, top_k: int | None, function_to_apply: str | None, legacy: bool) -> list:
         results = self.model.postprocess(logits, top_k=top_k, function_to_apply=function_to_apply)
         return [r[0] for r in results] if legacy else results
+
+    def _by_length(self, items: list, size: int, options: dict) -> Iterator[tuple[list[int], list]]:
+        """(indices, answers) batch by batch, the texts of each group of ``GROUP_BATCHES`` batches taken
+        shortest first. Head truncation: the group is tokenized in one call and ordered by its real
+        length in pieces, and each batch is cut to its longest row exactly. Otherwise by characters."""
+        for start in range(0, len(items), size * GROUP_BATCHES):
+            group = items[start:start + size * GROUP_BATCHES]
+            if options["truncation"] != "head":
+                order = sorted(range(len(group)), key=lambda i: _characters(group[i]))
+                for chunk in self.batches(order, size):
+                    yield [start + i for i in chunk], self._run([group[i] for i in chunk], **options)
+                continue
+            pairs = isinstance(group[0], tuple)
+            encoded = self._encode((list(a for a, _ in group), list(b for _, b in group)) if pairs else group)
+            order = np.argsort(encoded["padding_mask"].sum(axis=1), kind="stable")
+            for chunk in self.batches(order, size):
+                batch = trim_padding({k: v[chunk] for k, v in encoded.items()}, pad_to_multiple_of=1)
+                yield [start + int(i) for i in chunk], self._answers(self.model.predict_on_batch(batch),
+                                                                     options["top_k"], options["function_to_apply"],
+                                                                     options["legacy"])
 
     def __call__(self, inputs: Any, top_k: Any = _UNSET, function_to_apply: str | None = None,
                  batch_size: int | None = None, truncation: str | None = None, stride: int | None = None,
@@ -539,9 +572,18 @@ class TextClassificationPipeline(TaskPipeline):
                    "truncation": truncation or self.truncation, "stride": self.stride if stride is None else stride,
                    "aggregation": aggregation or self.aggregation, "batch_size": batch_size or self.batch_size}
         _check_long_options(options["truncation"], options["stride"], options["aggregation"])
-        results: list = []
-        for chunk in self.batches(items, batch_size or self.batch_size):
-            results.extend(self._run(list(chunk), **options))
+        if len({isinstance(x, tuple) for x in items}) > 1:
+            raise ModelInputError("Mix of single texts and text pairs in one call: classify them separately.")
+        size = batch_size or self.batch_size
+        if self.group_by_length and len(items) > size:
+            batches = self._by_length(items, size, options)
+        else:
+            batches = ((list(chunk), self._run([items[i] for i in chunk], **options))
+                       for chunk in self.batches(range(len(items)), size))
+        results: list = [None] * len(items)
+        for indices, answers in batches:
+            for i, answer in zip(indices, answers):
+                results[i] = answer
         if single:
             return [results[0]] if legacy else results[0]
         return results
