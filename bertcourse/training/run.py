@@ -31,6 +31,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from keras.src.saving import saving_lib  # save_weights_only(objects_to_skip=...): the weights without the optimizer
 
 from bertcourse import __version__
 from bertcourse.config import BertConfig
@@ -118,8 +119,6 @@ def atomic_save_weights(model, path: str | os.PathLike, include_optimizer: bool 
     the model's size) although only the model's weights are ever loaded from a finished run; resuming
     reads ``checkpoints/``. So the optimizer is left out unless ``include_optimizer``.
     """
-    from keras.src.saving import saving_lib
-
     path = Path(path)
     tmp = path.with_name(path.name.replace(".weights.h5", ".partial.weights.h5"))
     optimizer = getattr(model, "optimizer", None)
