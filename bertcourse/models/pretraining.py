@@ -46,6 +46,14 @@ class Perplexity(keras.metrics.Mean):
         return ops.exp(super().result())
 
 
+def tied_lm_head(backbone, name: str) -> MaskedLMHead:
+    """The vocabulary head both pretrainers use, tied to ``backbone``'s token embedding and sized by its config."""
+    cfg = backbone.config
+    return MaskedLMHead(token_embedding=backbone.token_embedding, activation=cfg.hidden_act,
+                        layer_norm_epsilon=cfg.layer_norm_epsilon, initializer_range=cfg.initializer_range,
+                        dtype=backbone.dtype_policy, name=name)
+
+
 @keras.saving.register_keras_serializable(package="bertcourse")
 class BertPretrainer(keras.Model):
     """Backbone + tied MLM head (+ NSP head) with the BERT pretraining loss built in.
@@ -60,10 +68,7 @@ class BertPretrainer(keras.Model):
     def __init__(self, backbone, mlm_only: bool = False, sparse_last_layer: bool = False, **kwargs):
         cfg = backbone.config
         self.backbone = backbone
-        self.mlm_head = MaskedLMHead(token_embedding=backbone.token_embedding, activation=cfg.hidden_act,
-                                     layer_norm_epsilon=cfg.layer_norm_epsilon,
-                                     initializer_range=cfg.initializer_range, dtype=backbone.dtype_policy,
-                                     name="mlm_head")
+        self.mlm_head = tied_lm_head(backbone, name="mlm_head")
         self.nsp_head = None if mlm_only else NextSentenceHead(cfg.initializer_range, dtype=backbone.dtype_policy,
                                                                name="nsp_head")
         inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
@@ -184,12 +189,8 @@ class CausalLMPretrainer(keras.Model):
         if not getattr(backbone, "causal", False):
             raise ValueError("CausalLMPretrainer needs BertBackbone(..., causal=True): a bidirectional backbone "
                              "sees the very token it is asked to predict.")
-        cfg = backbone.config
         self.backbone = backbone
-        self.lm_head = MaskedLMHead(token_embedding=backbone.token_embedding, activation=cfg.hidden_act,
-                                    layer_norm_epsilon=cfg.layer_norm_epsilon,
-                                    initializer_range=cfg.initializer_range, dtype=backbone.dtype_policy,
-                                    name="lm_head")
+        self.lm_head = tied_lm_head(backbone, name="lm_head")
         inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
                   for name in ("token_ids", "segment_ids", "padding_mask")}
         outputs = {"lm": self.lm_head(backbone(inputs)["sequence_output"])}
