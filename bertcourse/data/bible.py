@@ -15,13 +15,14 @@ Built from Debian ``sword-text-kjv`` / ``sword-text-web`` by ``python data/build
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
 from bertcourse.data.corpora import data_dir
 from bertcourse.errors import DataFileError
 
-__all__ = ["load_verse_pairs", "bible_path", "FILENAME", "COLUMNS"]
+__all__ = ["load_verse_pairs", "split_verse_chapters", "bible_path", "FILENAME", "COLUMNS"]
 
 FILENAME = "bible_kjv_web.tsv"
 COLUMNS = ("ref", "kjv", "web")
@@ -57,3 +58,27 @@ def load_verse_pairs(path: str | os.PathLike | None = None, books: list[str] | N
             if keep is None or fields[0].rsplit(" ", 1)[0] in keep:
                 out.append((fields[0], fields[1], fields[2]))
     return out
+
+
+def split_verse_chapters(heldout_every: int = 10, path: str | os.PathLike | None = None
+                         ) -> tuple[list[list[str]], list[list[str]]]:
+    """``(train, heldout)`` documents for pretraining: one document (a list of verses) per chapter per
+    translation, KJV and web; every ``heldout_every``-th chapter is held out in BOTH translations, so a
+    held-out chapter's other wording is never in training (lesson 07's long run, ``make pretrain-long``).
+
+    >>> train, heldout = split_verse_chapters()
+    >>> len(train), len(heldout), heldout[0][0][:40]
+    (2142, 236, 'Now these are the generations of the son')
+    """
+    if heldout_every < 2:
+        raise ValueError(f"heldout_every must be >= 2, got {heldout_every}.")
+    chapters: dict[str, tuple[list[str], list[str]]] = collections.OrderedDict()
+    for ref, kjv, web in load_verse_pairs(path):
+        kjv_verses, web_verses = chapters.setdefault(ref.rsplit(":", 1)[0], ([], []))
+        kjv_verses.append(kjv)
+        web_verses.append(web)
+    train: list[list[str]] = []
+    heldout: list[list[str]] = []
+    for i, (kjv_verses, web_verses) in enumerate(chapters.values()):
+        (heldout if i % heldout_every == heldout_every - 1 else train).extend([kjv_verses, web_verses])
+    return train, heldout

@@ -247,6 +247,8 @@ def evaluate_mlm(model, documents: Sequence, tokenizer, seq_len: int = 128, batc
         return evaluate_causal_lm(model, documents, tokenizer, seq_len=seq_len, batch_size=batch_size,
                                   max_batches=max_batches, seed=seed)
     data = heldout_mlm_dataset(documents, tokenizer, seq_len, batch_size, max_batches, seed)
+    if not getattr(model, "compiled", False):  # a model loaded from files: its loss is built in, no optimizer needed
+        model.compile()
     logs = model.evaluate(data, verbose=0, return_dict=True)
     return {k: float(v) for k, v in logs.items()}
 

@@ -37,7 +37,7 @@ from bertcourse import __version__
 from bertcourse.config import BertConfig
 from bertcourse.errors import ModelLoadError, RunDirectoryError
 from bertcourse.models import BertBackbone
-from bertcourse.models.pretraining import BertPretrainer
+from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
 from bertcourse.tasks import RUN_TASKS
 from bertcourse.text import BertPreprocessor, WordPieceTokenizer
 
@@ -334,9 +334,14 @@ class RunDirectory:
 
     def load_pretrainer(self, dtype=None):
         """``(BertPretrainer, WordPieceTokenizer)`` rebuilt with the run's own settings (MLM-only, sparse
-        last layer: the weight file's layout depends on them), then ``pretrainer.weights.h5`` loaded."""
+        last layer: the weight file's layout depends on them), then ``pretrainer.weights.h5`` loaded; a
+        causal run (``objective="causal"``) gives its ``CausalLMPretrainer``."""
         self._require("config_json", "pretrainer_weights", "vocab")
         settings = self.read_json("pretrain_config", {}) or {}
+        if settings.get("objective", "mlm") == "causal":  # a left-to-right LM (PretrainConfig(objective="causal"))
+            model = CausalLMPretrainer(BertBackbone(self.bert_config(), causal=True, dtype=dtype))
+            self._load_weights(model, "pretrainer_weights")
+            return model, self.tokenizer()
         backbone = BertBackbone(self.bert_config(), dtype=dtype)
         model = BertPretrainer(backbone, mlm_only=bool(settings.get("mlm_only", False)),
                                sparse_last_layer=bool(settings.get("sparse_last_layer", False)))
