@@ -3,7 +3,7 @@
 #   make test     create .venv if missing, check the import contracts (lint-imports), run pytest (unit +
 #                 parity) and nbval on every notebook at ci scale, then the backend-agnostic tests on JAX
 # Also: make lint, make test-jax, make test-fast, make lab (JupyterLab on notebooks/), make data, make bench,
-# make clean.
+# make pretrain-long, make clean.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: install course test test-jax test-fast lint lab data data-rebuild notebooks bench clean
+.PHONY: pretrain-long install course test test-jax test-fast lint lab data data-rebuild notebooks bench clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,12 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Lesson 07's long run: a masked LM and a causal LM on the verses, 10,000 steps each (tiny preset), scored
+# against count baselines, written to data/pretrained/ in bfloat16 (the committed copies). Resumable: rerun
+# after a crash. About 17 + 42 min on 2 CPU cores beside another job (see data/README.md).
+pretrain-long: $(STAMP)
+	$(BIN)/python tools/pretrain_long.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

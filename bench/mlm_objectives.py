@@ -25,7 +25,6 @@ and end.
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import os
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bertcourse.data import corpora  # noqa: E402  (after the path set-up above)
-from bertcourse.data.bible import load_verse_pairs  # noqa: E402
+from bertcourse.data.bible import split_verse_chapters  # noqa: E402
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary  # noqa: E402
 from bertcourse.training.mlm_baselines import count_baselines  # noqa: E402
 from bertcourse.training.pretrain import (PretrainConfig, evaluate_mlm, pretrain,  # noqa: E402
@@ -60,15 +59,7 @@ def load_documents(corpus: str, heldout_every: int = 10) -> tuple[list, list]:
     if corpus == "novels":
         return corpora.split_documents(corpora.load_corpus("austen", "moby_dick"), heldout_every)
     if corpus == "verses":
-        chapters: dict[str, tuple[list[str], list[str]]] = collections.OrderedDict()
-        for ref, kjv, web in load_verse_pairs():
-            kjv_verses, web_verses = chapters.setdefault(ref.rsplit(":", 1)[0], ([], []))
-            kjv_verses.append(kjv)
-            web_verses.append(web)
-        train, heldout = [], []
-        for i, (kjv_verses, web_verses) in enumerate(chapters.values()):
-            (heldout if i % heldout_every == heldout_every - 1 else train).extend([kjv_verses, web_verses])
-        return train, heldout
+        return split_verse_chapters(heldout_every)
     raise ValueError(f"--corpus must be novels or verses, got {corpus!r}.")
 
 
