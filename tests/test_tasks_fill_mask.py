@@ -125,3 +125,24 @@ def test_masked_accuracy():
     targets = np.array([[2, 1, 0]])
     assert masked_accuracy(logits, targets, np.array([[1, 1, 0]])) == 0.5
     assert masked_accuracy(logits, targets, np.array([[1, 1, 0]]), k=2) == 1.0
+
+
+def test_a_causal_model_fills_a_mask_from_the_left_context_only(tokenizer):
+    """CausalLMPretrainer: the [MASK] at i is scored by the row at i - 1, so text after the mask cannot move
+    it (an MLM model's answer does move: that is lesson 07's comparison)."""
+    from bertcourse.models.pretraining import CausalLMPretrainer
+
+    keras.utils.set_random_seed(1)
+    cfg = BertConfig(vocab_size=tokenizer.vocabulary_size, num_layers=1, hidden_size=32, num_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    causal = CausalLMPretrainer(BertBackbone(cfg, causal=True))
+    fill = pipeline("fill-mask", model=causal, tokenizer=tokenizer, top_k=4)
+    a, b = fill(["the cat [MASK] on the mat.", "the cat [MASK] in a house far away."])
+    assert [o["token"] for o in a] == [o["token"] for o in b]
+    np.testing.assert_allclose([o["score"] for o in a], [o["score"] for o in b], rtol=1e-5)
+    ids = [tokenizer.cls_id] + tokenizer.encode("the cat [MASK] on the mat.") + [tokenizer.sep_id]
+    x = {"token_ids": np.array([ids], "int32"), "segment_ids": np.zeros((1, len(ids)), "int32"),
+         "padding_mask": np.ones((1, len(ids)), "int32")}
+    logits = np.asarray(causal(x, training=False)["lm"], "float64")[0, ids.index(tokenizer.mask_id) - 1]
+    assert [o["token"] for o in a] == np.argsort(-logits, kind="stable")[:4].tolist()
+    assert a[0]["sequence"].startswith("the cat ")

@@ -95,9 +95,9 @@ def masked_accuracy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray
 
 
 def _check_model(model) -> None:
-    if not hasattr(model, "mlm_head"):
-        raise TypeError(f"fill-mask needs a model with an MLM head, e.g. bertcourse.models.BertPretrainer; "
-                        f"got {type(model).__name__}.")
+    if not (hasattr(model, "mlm_head") or hasattr(model, "lm_head")):
+        raise TypeError(f"fill-mask needs a model with an MLM head, e.g. bertcourse.models.BertPretrainer (or a "
+                        f"left-to-right CausalLMPretrainer); got {type(model).__name__}.")
 
 
 def fill_mask(model, preprocessor, texts: Sequence[str], top_k: int = 5) -> list[list[list[dict]]]:
@@ -106,7 +106,9 @@ def fill_mask(model, preprocessor, texts: Sequence[str], top_k: int = 5) -> list
 
     Args:
         model: a :class:`~bertcourse.models.BertPretrainer` (any model with ``mlm_head`` and a
-            ``masked_positions`` input).
+            ``masked_positions`` input), or a left-to-right
+            :class:`~bertcourse.models.pretraining.CausalLMPretrainer`: it scores a ``[MASK]`` at ``i`` from
+            its logits at ``i - 1``, so only the words BEFORE the mask count (lesson 07's comparison).
         preprocessor: a :class:`~bertcourse.text.BertPreprocessor`, or a tokenizer (wrapped with the
             model's ``max_position_embeddings`` as ``sequence_length``).
         texts: strings with at least one ``[MASK]`` each.
@@ -136,8 +138,12 @@ def fill_mask(model, preprocessor, texts: Sequence[str], top_k: int = 5) -> list
     positions = np.zeros((len(texts), n_masks), np.int32)
     for row, found in enumerate(where):
         positions[row, :len(found)] = found
-    inputs = {**trim_padding(packed), "masked_positions": positions}
-    logits = np.asarray(model.predict_on_batch(inputs)["mlm"], np.float64)
+    if hasattr(model, "lm_head"):  # left-to-right: the row at i - 1 scores token i, from the tokens before it only
+        rows = np.asarray(model.predict_on_batch(trim_padding(packed))["lm"], np.float64)
+        logits = rows[np.arange(len(texts))[:, None], np.maximum(positions - 1, 0)]
+    else:
+        inputs = {**trim_padding(packed), "masked_positions": positions}
+        logits = np.asarray(model.predict_on_batch(inputs)["mlm"], np.float64)
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     vocab = pre.tokenizer.get_vocabulary()
