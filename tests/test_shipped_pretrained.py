@@ -10,7 +10,7 @@ import pytest
 from bertcourse.data.bible import load_verse_pairs, split_verse_chapters
 from bertcourse.errors import ModelLoadError
 from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
-from bertcourse.pretrained import load_shipped_pretrainer, save_shipped_pretrainer
+from bertcourse.pretrained import load_shipped_pretrainer, save_shipped_pretrainer, shipped_path
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary
 from bertcourse.training.pretrain import PretrainConfig, evaluate_mlm, pretrain, pretraining_train_config
 from bertcourse.training.run import RunDirectory
@@ -45,7 +45,7 @@ def short_runs(tmp_path_factory):
     for objective in ("mlm", "causal"):
         out = tmp_path_factory.mktemp(objective)
         config = PretrainConfig(preset="tiny", seq_len=32, mlm_only=True, objective=objective, dropout=0.0)
-        pretrain(train, tokenizer, config, pretraining_train_config(steps=4, steps_per_epoch=2, batch_size=8),
+        pretrain(train, tokenizer, config, pretraining_train_config(steps=2, steps_per_epoch=2, batch_size=8),
                  out_dir=out, verbose=0)
         runs[objective] = out
     return runs, tokenizer, heldout[:3]
@@ -82,3 +82,43 @@ def test_changed_or_missing_files_are_clear_errors(short_runs, tmp_path):
         load_shipped_pretrainer(str(tmp_path))
     with pytest.raises(ModelLoadError, match="Unknown shipped course model"):
         load_shipped_pretrainer("verses-huge")
+
+
+@pytest.fixture(scope="module")
+def committed():
+    mlm, tokenizer = load_shipped_pretrainer("verses-tiny-mlm")  # sha256 checked against results.json
+    causal, causal_tok = load_shipped_pretrainer("verses-tiny-causal")
+    assert causal_tok.get_vocabulary() == tokenizer.get_vocabulary()  # one vocabulary: the same masks
+    return mlm, causal, tokenizer
+
+
+def test_committed_masked_lm_reads_both_sides(committed):
+    """Lesson 07's claim on its shipped models, re-measured: on the same held-out masked positions (the first
+    60 batches, ~1,900 masks) the masked LM beats the both-neighbours counts and the left-to-right model."""
+    from bertcourse.training.mlm_baselines import count_baselines
+
+    mlm, causal, tokenizer = committed
+    train, heldout = split_verse_chapters()
+    score = dict(seq_len=64, batch_size=32, max_batches=60)
+    counts = count_baselines(train, heldout, tokenizer, **score)
+    mlm_acc = evaluate_mlm(mlm, heldout, tokenizer, **score)["mlm_accuracy"]
+    causal_acc = evaluate_mlm(causal, heldout, tokenizer, **score)["mlm_accuracy"]
+    assert counts["predictions"] > 1500
+    assert counts["unigram"] < counts["left"] < counts["bidirectional"]
+    assert mlm_acc > counts["bidirectional"] + 0.01, (mlm_acc, counts)
+    assert mlm_acc > causal_acc + 0.01, (mlm_acc, causal_acc)
+    stored = json.loads((shipped_path("verses-tiny-mlm") / "results.json").read_text())
+    assert abs(stored["heldout_accuracy_bf16"] - stored["heldout_accuracy"]) < 0.005  # bf16 costs < 0.5 points
+
+
+def test_committed_models_answer_the_right_hand_side(committed):
+    """Same left context, different right: the masked LM's best filler changes, the causal model's cannot."""
+    from bertcourse.pipelines import pipeline
+
+    mlm, causal, tokenizer = committed
+    texts = ["And the LORD [MASK] unto Moses, saying,",
+             "And the LORD [MASK] Pharaoh’s heart, so that he would not let the children of Israel go."]
+    by_mlm = [r[0]["token_str"] for r in pipeline("fill-mask", model=mlm, tokenizer=tokenizer)(texts)]
+    by_causal = [[c["token"] for c in r] for r in pipeline("fill-mask", model=causal, tokenizer=tokenizer)(texts)]
+    assert by_mlm[0] == "spake" and by_mlm[1] != "spake", by_mlm  # the held-out verse's word, then another
+    assert by_causal[0] == by_causal[1]
