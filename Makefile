@@ -94,7 +94,7 @@ bench: $(STAMP)
 
 # Lesson 07's long run: a masked LM and a causal LM on the verses, 10,000 steps each (tiny preset), scored
 # against count baselines, written to data/pretrained/ in bfloat16 (the committed copies). Resumable: rerun
-# after a crash. About 17 + 42 min on 2 CPU cores beside another job (see data/README.md).
+# after a crash. 16 + 33 min on 2 CPU cores at load 2.5-5 (see data/README.md).
 pretrain-long: $(STAMP)
 	$(BIN)/python tools/pretrain_long.py
 
