@@ -33,6 +33,7 @@ import os
 import shutil
 from pathlib import Path
 
+import ml_dtypes  # installed with keras: NumPy's bfloat16 dtype
 import numpy as np
 
 from bertcourse.config import BertConfig
@@ -178,8 +179,6 @@ def save_shipped_pretrainer(run_dir: str | os.PathLike, out_dir: str | os.PathLi
 
     bfloat16 keeps float32's range with 8 bits of mantissa: half the bytes, and logits within about 1e-2.
     """
-    import ml_dtypes  # installed with keras (its bfloat16 numpy dtype)
-
     run = RunDirectory(run_dir)
     model, _ = run.load_pretrainer()
     out = Path(out_dir)
@@ -207,8 +206,6 @@ def load_shipped_pretrainer(name: str = "verses-tiny-mlm", dtype=None):
     ...
     bertcourse.errors.ModelLoadError: Unknown shipped course model 'no-such-model'; shipped: ['verses-tiny-mlm', 'verses-tiny-causal'] (or give a folder).
     """
-    import ml_dtypes
-
     folder = shipped_path(name)
     missing = [f for f in SHIPPED_FILES if not (folder / f).is_file()]
     if missing:
