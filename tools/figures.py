@@ -42,6 +42,9 @@ LESSON_FIGURES = [
     ("05_real_weights", "MiniLM: ours vs transformers, min cosine", r"min cosine = ([\d.]+)"),
     ("07_pretraining", "lesson-07 BERT held-out MLM accuracy", r"BERT \w+ \(ours\)\s+([\d.]+%)"),
     ("07_pretraining", "unigram baseline held-out MLM accuracy", r"unigram baseline\s+([\d.]+%)"),
+    ("07_pretraining", "verses, 10,000 steps: masked LM held-out accuracy", r"masked LM \(BERT\)\s+everything, both sides\s+([\d.]+%)"),
+    ("07_pretraining", "verses: both-neighbour counts, same masks", r"both-neighbours counts \(back-off\)\s+1 word each side\s+([\d.]+%)"),
+    ("07_pretraining", "verses, 10,000 steps: left-to-right model, same masks", r"left-to-right model \(causal LM\)\s+everything left\s+([\d.]+%)"),
     ("12_similarity_and_search", "verse retrieval recall@1, MiniLM mean pooling", r"MiniLM mean pooling\s+([\d.]+)"),
     ("12_similarity_and_search", "verse retrieval recall@1, BM25", r"BM25 \(k1=[\d.]+, b=[\d.]+\)\s+([\d.]+)"),
 ]
