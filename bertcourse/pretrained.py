@@ -40,11 +40,9 @@ from bertcourse.config import BertConfig
 from bertcourse.convert.hf import load_hf_bert
 from bertcourse.data.corpora import data_dir
 from bertcourse.errors import ModelLoadError
-from bertcourse.models import BertBackbone
-from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
 from bertcourse.tasks.feature_extraction import SentenceEncoder
 from bertcourse.text import FastWordPieceTokenizer, WordPieceTokenizer
-from bertcourse.training.run import RunDirectory
+from bertcourse.training.run import RunDirectory, pretrainer_from_settings
 
 __all__ = ["load_sentence_encoder", "load_course_encoder", "load_course_backbone", "load_course_pretrainer",
            "save_shipped_pretrainer", "load_shipped_pretrainer", "shipped_path", "SHIPPED",
@@ -217,11 +215,7 @@ def load_shipped_pretrainer(name: str = "verses-tiny-mlm", dtype=None):
                                  "file); restore it with git or rebuild it with: make pretrain-long")
     config = BertConfig.from_json(folder / "config.json")
     settings = json.loads((folder / "pretrain_config.json").read_text(encoding="utf-8"))
-    if settings.get("objective", "mlm") == "causal":
-        model = CausalLMPretrainer(BertBackbone(config, causal=True, dtype=dtype))
-    else:
-        model = BertPretrainer(BertBackbone(config, dtype=dtype), mlm_only=bool(settings.get("mlm_only", False)),
-                               sparse_last_layer=bool(settings.get("sparse_last_layer", False)))
+    model = pretrainer_from_settings(config, settings, dtype)
     with np.load(folder / "weights.bf16.npz") as stored:
         paths = [str(p) for p in stored["paths"]]
         if paths != [w.path for w in model.weights]:

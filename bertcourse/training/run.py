@@ -41,7 +41,7 @@ from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
 from bertcourse.tasks import RUN_TASKS
 from bertcourse.text import BertPreprocessor, WordPieceTokenizer
 
-__all__ = ["RunDirectory", "FILES", "KINDS", "FORMAT_VERSION", "config_sha256", "atomic_write_text", "fsync_path",
+__all__ = ["RunDirectory", "pretrainer_from_settings", "FILES", "KINDS", "FORMAT_VERSION", "config_sha256", "atomic_write_text", "fsync_path",
            "atomic_save_weights"]
 
 FORMAT_VERSION = 1
@@ -131,6 +131,16 @@ def atomic_save_weights(model, path: str | os.PathLike, include_optimizer: bool 
     os.replace(tmp, path)
     fsync_path(path.parent)
     return path
+
+
+def pretrainer_from_settings(config: BertConfig, settings: dict, dtype=None):
+    """The untrained pretrainer a weights file was saved from, rebuilt from ``pretrain_config.json``'s
+    ``settings``: a ``CausalLMPretrainer`` for ``objective == "causal"``, else a ``BertPretrainer`` with
+    the run's ``mlm_only`` and ``sparse_last_layer`` (the weight layout depends on them)."""
+    if settings.get("objective", "mlm") == "causal":  # a left-to-right LM (PretrainConfig(objective="causal"))
+        return CausalLMPretrainer(BertBackbone(config, causal=True, dtype=dtype))
+    return BertPretrainer(BertBackbone(config, dtype=dtype), mlm_only=bool(settings.get("mlm_only", False)),
+                          sparse_last_layer=bool(settings.get("sparse_last_layer", False)))
 
 
 class RunDirectory:
@@ -337,14 +347,7 @@ class RunDirectory:
         last layer: the weight file's layout depends on them), then ``pretrainer.weights.h5`` loaded; a
         causal run (``objective="causal"``) gives its ``CausalLMPretrainer``."""
         self._require("config_json", "pretrainer_weights", "vocab")
-        settings = self.read_json("pretrain_config", {}) or {}
-        if settings.get("objective", "mlm") == "causal":  # a left-to-right LM (PretrainConfig(objective="causal"))
-            model = CausalLMPretrainer(BertBackbone(self.bert_config(), causal=True, dtype=dtype))
-            self._load_weights(model, "pretrainer_weights")
-            return model, self.tokenizer()
-        backbone = BertBackbone(self.bert_config(), dtype=dtype)
-        model = BertPretrainer(backbone, mlm_only=bool(settings.get("mlm_only", False)),
-                               sparse_last_layer=bool(settings.get("sparse_last_layer", False)))
+        model = pretrainer_from_settings(self.bert_config(), self.read_json("pretrain_config", {}) or {}, dtype)
         self._load_weights(model, "pretrainer_weights")
         return model, self.tokenizer()
 
