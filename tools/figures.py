@@ -45,6 +45,8 @@ LESSON_FIGURES = [
     ("07_pretraining", "verses, 10,000 steps: masked LM held-out accuracy", r"masked LM \(BERT\)\s+everything, both sides\s+([\d.]+%)"),
     ("07_pretraining", "verses: both-neighbour counts, same masks", r"both-neighbours counts \(back-off\)\s+1 word each side\s+([\d.]+%)"),
     ("07_pretraining", "verses, 10,000 steps: left-to-right model, same masks", r"left-to-right model \(causal LM\)\s+everything left\s+([\d.]+%)"),
+    ("11_question_answering", "held-out SQuAD dev articles: MiniLM F1, mean +/- std over seeds (bench/qa.py)", r"bench: MiniLM mean \+/- std:\s+EM\s+[\d.]+ \+/- [\d.]+\s+F1\s+([\d.]+ \+/- [\d.]+)"),
+    ("11_question_answering", "held-out SQuAD dev articles: lexical baseline F1 (bench/qa.py)", r"bench: lexical baseline:\s+EM\s+[\d.]+\s+F1\s+([\d.]+)"),
     ("12_similarity_and_search", "verse retrieval recall@1, MiniLM mean pooling", r"MiniLM mean pooling\s+([\d.]+)"),
     ("12_similarity_and_search", "verse retrieval recall@1, BM25", r"BM25 \(k1=[\d.]+, b=[\d.]+\)\s+([\d.]+)"),
 ]
