@@ -69,6 +69,13 @@ def hf_pipeline(path: Path, bf16: bool = False):
     return transformers.QuestionAnsweringPipeline(model=model, tokenizer=tokenizer, framework="pt", device=-1)
 
 
+def score(model, held: list) -> dict:
+    """Official EM/F1 of ``model`` on the held-out questions, with the seconds it took."""
+    t = time.time()
+    predictions, _ = model.predict_answers(held, batch_size=32)
+    return {"eval_questions": len(held), **squad_metrics(predictions, held), "eval_s": time.time() - t}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-questions", type=int, default=400, help="0: all 8,181")
@@ -118,14 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.learning_rate, seed=seed,
             overwrite=True, verbose=2, source={"model": "all-MiniLM-L6-v2"})
         train_s = time.time() - t
-        t = time.time()
-        predictions, _ = model.predict_answers(held, batch_size=32)
-        scores = squad_metrics(predictions, held)
+        scores = score(model, held)
         runs.append({"seed": seed, "train_questions": len(train), "train_windows": metrics["train_windows"],
-                     "eval_questions": len(held),
-                     "train_s": train_s, "eval_s": time.time() - t, **scores})
+                     "train_s": train_s, **scores})
         print(f"seed {seed}: {len(train)} questions ({metrics['train_windows']} windows) trained in {train_s:.0f} s; "
-              f"EM {scores['exact_match']:.1f} F1 {scores['f1']:.1f} (eval {time.time() - t:.0f} s)", flush=True)
+              f"EM {scores['exact_match']:.1f} F1 {scores['f1']:.1f} (eval {scores['eval_s']:.0f} s)", flush=True)
         if first_model is None:
             first_model = model
     if args.from_run:
@@ -133,10 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         if not run.is_finished:
             parser.error(f"--from-run {args.from_run}: not a finished run")
         first_model = run.load_task()
-        t = time.time()
-        predictions, _ = first_model.predict_answers(held, batch_size=32)
-        runs.append({"seed": run.config["train"]["seed"], "from_run": args.from_run, "eval_questions": len(held),
-                     "eval_s": time.time() - t, **squad_metrics(predictions, held)})
+        runs.append({"seed": run.config["train"]["seed"], "from_run": args.from_run, **score(first_model, held)})
         print(f"{args.from_run}: EM {runs[-1]['exact_match']:.1f} F1 {runs[-1]['f1']:.1f}", flush=True)
     report["runs"] = runs
     f1s = [r["f1"] for r in runs]

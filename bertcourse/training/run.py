@@ -41,8 +41,8 @@ from bertcourse.models.pretraining import BertPretrainer, CausalLMPretrainer
 from bertcourse.tasks import RUN_TASKS
 from bertcourse.text import BertPreprocessor, WordPieceTokenizer
 
-__all__ = ["RunDirectory", "pretrainer_from_settings", "FILES", "KINDS", "FORMAT_VERSION", "config_sha256", "atomic_write_text", "fsync_path",
-           "atomic_save_weights"]
+__all__ = ["RunDirectory", "pretrainer_from_settings", "FILES", "KINDS", "FORMAT_VERSION", "config_sha256",
+           "atomic_write_text", "fsync_path", "atomic_save_weights"]
 
 FORMAT_VERSION = 1
 # a run kind per fine-tunable task (bertcourse.tasks.RUN_TASKS: kind -> task class)
