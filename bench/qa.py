@@ -33,7 +33,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from bertcourse.convert import load_hf_bert
 from bertcourse.data.squad import read_squad, split_articles, squad_path
