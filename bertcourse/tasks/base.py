@@ -70,7 +70,11 @@ import tensorflow as tf
 from bertcourse.errors import ModelInputError
 from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
 
-__all__ = ["Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts", "trim_padding"]
+__all__ = ["GROUP_BATCHES", "Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts",
+           "trim_padding"]
+
+
+GROUP_BATCHES = 64  # pipelines that order inputs by length do it over this many batches at a time (bounded memory)
 
 
 def _is_str_sequence(x: Any) -> bool:

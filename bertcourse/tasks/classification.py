@@ -76,7 +76,7 @@ from safetensors.numpy import load_file, save_file
 
 from bertcourse.convert.hf import CONFIG_FILE, WEIGHTS_FILE, save_hf_bert
 from bertcourse.errors import DataFileError, ModelInputError
-from bertcourse.tasks.base import Task, TaskPipeline, as_preprocessor, as_text_batch, trim_padding
+from bertcourse.tasks.base import GROUP_BATCHES, Task, TaskPipeline, as_preprocessor, as_text_batch, trim_padding
 from bertcourse.text.windows import window_spans
 
 __all__ = ["BertClassifier", "TextClassificationPipeline", "classification_metrics", "regression_metrics",
@@ -442,7 +442,6 @@ def save_hf_classifier(model: "BertClassifier", path: str | Path) -> Path:
 
 
 _UNSET = object()
-GROUP_BATCHES = 64  # group_by_length orders this many batches' texts at a time (bounded memory for long lists)
 
 
 def _characters(item: str | tuple[str, str]) -> int:

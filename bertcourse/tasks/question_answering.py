@@ -52,6 +52,7 @@ import dataclasses
 import json
 import re
 import string
+import weakref
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -63,7 +64,7 @@ from safetensors.numpy import load_file, save_file
 from bertcourse.convert.hf import CONFIG_FILE, WEIGHTS_FILE, save_hf_bert
 from bertcourse.data.squad import QAExample
 from bertcourse.errors import ModelInputError
-from bertcourse.tasks.base import Task, TaskPipeline, as_preprocessor, trim_padding
+from bertcourse.tasks.base import GROUP_BATCHES, Task, TaskPipeline, as_preprocessor, trim_padding
 from bertcourse.text.windows import max_context_windows, window_spans
 
 __all__ = ["BertQuestionAnswerer", "QuestionAnsweringPipeline", "QAFeatures", "qa_features", "qa_training_features",
@@ -71,6 +72,7 @@ __all__ = ["BertQuestionAnswerer", "QuestionAnsweringPipeline", "QAFeatures", "q
            "lexical_baseline", "question_type", "save_hf_question_answerer", "QUESTION_TYPES"]
 
 NULL_LOGIT = -10000.0   # what Hugging Face writes over the logits of tokens that cannot be in an answer
+WINDOW_BATCH = 16       # windows per forward pass: on a CPU, small length-ordered batches waste the least padding
 
 
 # ============================================================================ windows
@@ -121,24 +123,28 @@ def _check_pairs(questions: Any, contexts: Any) -> tuple[list[str], list[str]]:
     return questions, contexts
 
 
-_SUFFIX_CACHE: dict[int, np.ndarray] = {}
+_TOKENIZER_TOOLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _suffix_table(tokenizer) -> np.ndarray:
-    """``table[id]``: the vocabulary entry is a ``##`` piece (continues a word)."""
-    key = id(tokenizer)
-    if key not in _SUFFIX_CACHE:
+def _tokenizer_tools(tokenizer) -> tuple[np.ndarray, Any]:
+    """Per tokenizer, built once: ``table[id]`` (the vocabulary entry is a ``##`` piece, i.e. continues a
+    word) and ``tokenize_with_offsets`` traced as a ``tf.function`` (its eager ragged ops cost more than
+    the tokenizing itself)."""
+    if tokenizer not in _TOKENIZER_TOOLS:
         prefix = getattr(tokenizer, "suffix_indicator", "##")
-        _SUFFIX_CACHE[key] = np.array([t.startswith(prefix) for t in tokenizer.get_vocabulary()], bool)
-    return _SUFFIX_CACHE[key]
+        table = np.array([t.startswith(prefix) for t in tokenizer.get_vocabulary()], bool)
+        traced = tf.function(tokenizer.tokenize_with_offsets, input_signature=[tf.TensorSpec([None], tf.string)])
+        _TOKENIZER_TOOLS[tokenizer] = (table, traced)
+    return _TOKENIZER_TOOLS[tokenizer]
 
 
 def _tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every text -> ``(ids [n], offsets [n, 2])``: all its tokens (no truncation), character offsets."""
+    tokenize_with_offsets = _tokenizer_tools(tokenizer)[1]
     out = []
     for begin in range(0, len(texts), 1024):
         chunk = list(texts[begin:begin + 1024])
-        ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(chunk, dtype=tf.string, shape=[len(chunk)]))
+        ids, starts, ends = tokenize_with_offsets(tf.constant(chunk, dtype=tf.string, shape=[len(chunk)]))
         bounds = np.concatenate([[0], np.cumsum(ids.row_lengths().numpy())])
         flat_ids, flat_s, flat_e = (t.flat_values.numpy().astype(np.int64) for t in (ids, starts, ends))
         for a, b in zip(bounds[:-1], bounds[1:]):
@@ -163,7 +169,7 @@ def qa_features(preprocessor, questions: Sequence[str] | str, contexts: Sequence
         raise ValueError(f"doc_stride must be an int >= 0, got {doc_stride!r}.")
     if isinstance(max_query_length, bool) or not isinstance(max_query_length, int) or max_query_length < 1:
         raise ValueError(f"max_query_length must be an int >= 1, got {max_query_length!r}.")
-    suffix = _suffix_table(tokenizer)
+    suffix = _tokenizer_tools(tokenizer)[0]
     cls_id, sep_id, pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
     tokens = _tokenize(tokenizer, questions + contexts)
     rows, example, context_start, spans, offsets, word_start = [], [], [], [], [], []
@@ -378,18 +384,27 @@ class BertQuestionAnswerer(Task):
                            doc_stride=self.doc_stride if doc_stride is None else doc_stride,
                            max_query_length=max_query_length or self.max_query_length)
 
-    def window_logits(self, features: QAFeatures, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def window_logits(self, features: QAFeatures, batch_size: int = WINDOW_BATCH,
+                      group_by_length: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Start and end logits ``[windows, max_seq_length]`` (float32) of every window, in batches with the
-        all-padding columns cut (:func:`~bertcourse.tasks.base.trim_padding`; those positions get -10000)."""
+        all-padding columns cut (:func:`~bertcourse.tasks.base.trim_padding`; those positions get -10000).
+
+        ``group_by_length``: batch the windows shortest first, each batch cut to its longest window exactly
+        (a SQuAD paragraph's windows range from 40 to ``max_seq_length`` tokens, so batches in input order
+        pay for padding); the logits come back in window order, equal up to float32 rounding."""
         n, width = features.inputs["token_ids"].shape
         start = np.full((n, width), NULL_LOGIT, np.float32)
         end = np.full((n, width), NULL_LOGIT, np.float32)
+        lengths = features.inputs["padding_mask"].sum(axis=1)
+        order = np.argsort(lengths, kind="stable") if group_by_length else np.arange(n)
         for b in range(0, n, batch_size):
-            batch = trim_padding({k: v[b:b + batch_size] for k, v in features.inputs.items()})
+            rows = order[b:b + batch_size]
+            batch = trim_padding({k: v[rows] for k, v in features.inputs.items()},
+                                 pad_to_multiple_of=1 if group_by_length else 8)
             out = self.predict_on_batch(batch)
             w = out["start_logits"].shape[1]
-            start[b:b + batch_size, :w] = np.asarray(out["start_logits"], np.float32)
-            end[b:b + batch_size, :w] = np.asarray(out["end_logits"], np.float32)
+            start[rows, :w] = np.asarray(out["start_logits"], np.float32)
+            end[rows, :w] = np.asarray(out["end_logits"], np.float32)
         return start, end
 
     def postprocess(self, outputs: Any, features: QAFeatures | None = None, top_k: int = 1,
@@ -404,16 +419,17 @@ class BertQuestionAnswerer(Task):
                               handle_impossible_answer=handle_impossible_answer, max_context=max_context)
 
     def answer(self, questions, contexts, top_k: int = 1, max_answer_len: int | None = None,
-               handle_impossible_answer: bool = False, max_context: bool = False, batch_size: int = 32,
-               **window_options) -> list[tuple[list[dict], float]]:
-        """Questions and contexts (strings) -> per pair ``(answers, null_score)`` (:func:`decode_answers`)."""
+               handle_impossible_answer: bool = False, max_context: bool = False, batch_size: int = WINDOW_BATCH,
+               group_by_length: bool = True, **window_options) -> list[tuple[list[dict], float]]:
+        """Questions and contexts (strings) -> per pair ``(answers, null_score)`` (:func:`decode_answers`);
+        ``batch_size`` windows per forward pass (see :meth:`window_logits`)."""
         features = self.features(questions, contexts, **window_options)
-        logits = self.window_logits(features, batch_size=batch_size)
+        logits = self.window_logits(features, batch_size=batch_size, group_by_length=group_by_length)
         return self.postprocess(logits, features, top_k=top_k, max_answer_len=max_answer_len,
                                 handle_impossible_answer=handle_impossible_answer, max_context=max_context)
 
     def predict_answers(self, examples: Sequence[QAExample], null_threshold: float | None = None,
-                        batch_size: int = 32, **options) -> tuple[dict[str, str], dict[str, float]]:
+                        batch_size: int = WINDOW_BATCH, **options) -> tuple[dict[str, str], dict[str, float]]:
         """SQuAD examples -> ``(predictions, null_margins)`` by id: the best span's text, or ``""`` where
         ``null_threshold`` is given and ``null_score - best_score > null_threshold``. ``null_margins`` holds
         that difference for every example (for :func:`best_null_threshold`)."""
@@ -460,14 +476,25 @@ class QuestionAnsweringPipeline(TaskPipeline):
     Options (defaults as Hugging Face's): ``top_k=1``, ``max_answer_len=15``,
     ``handle_impossible_answer=False``, ``doc_stride`` (the model's, 128), ``max_seq_len`` (the
     preprocessor's ``sequence_length``), ``max_question_len`` (64).
+
+    Args:
+        model: a :class:`BertQuestionAnswerer` with a preprocessor.
+        batch_size: windows per forward pass (16).
+        group_by_length: the windows of a call (up to ``GROUP_BATCHES`` batches' worth of pairs at a time)
+            run shortest first, each batch cut to its longest window: a SQuAD paragraph's windows range
+            from 40 to ``max_seq_len`` tokens, so batches in input order pay for padding. Same answers;
+            scores equal up to float32 rounding. ``False``: batches of pairs in input order.
+        **defaults: default call options (``top_k``, ``max_answer_len``, ...).
     """
 
-    def __init__(self, model: BertQuestionAnswerer, batch_size: int = 32, **defaults: Any):
+    def __init__(self, model: BertQuestionAnswerer, batch_size: int = WINDOW_BATCH, group_by_length: bool = True,
+                 **defaults: Any):
         if not isinstance(model, BertQuestionAnswerer):
             raise TypeError(f"question-answering needs a bertcourse.tasks.BertQuestionAnswerer, got "
                             f"{type(model).__name__}.")
         model._require_preprocessor()
         super().__init__(model, batch_size=batch_size)
+        self.group_by_length = group_by_length
         self.defaults = self._options(**defaults)
 
     @staticmethod
@@ -505,10 +532,10 @@ class QuestionAnsweringPipeline(TaskPipeline):
                               f"got {type(question).__name__} and {type(context).__name__}.")
 
     def _run(self, items: list, top_k: int = 1, max_answer_len: int = 15, handle_impossible_answer: bool = False,
-             **window_options: Any) -> list:
+             batch_size: int = WINDOW_BATCH, **window_options: Any) -> list:
         results = self.model.answer([q for q, _ in items], [c for _, c in items], top_k=top_k,
                                     max_answer_len=max_answer_len, handle_impossible_answer=handle_impossible_answer,
-                                    batch_size=self.batch_size, **window_options)
+                                    batch_size=batch_size, group_by_length=self.group_by_length, **window_options)
         return [answers[0] if len(answers) == 1 else answers for answers, _ in results]
 
     def __call__(self, *args: Any, question: Any = None, context: Any = None, batch_size: int | None = None,
@@ -521,9 +548,10 @@ class QuestionAnsweringPipeline(TaskPipeline):
         items, single = self._inputs((question, context))
         opts = {**{"top_k": 1, "max_answer_len": 15, "handle_impossible_answer": False},
                 **self.defaults, **self._options(**options)}
+        size = batch_size or self.batch_size
         results: list = []
-        for chunk in self.batches(items, batch_size or self.batch_size):
-            results.extend(self._run(list(chunk), **opts))
+        for chunk in self.batches(items, size * GROUP_BATCHES if self.group_by_length else size):
+            results.extend(self._run(list(chunk), batch_size=size, **opts))
         return results[0] if single else results
 
 
