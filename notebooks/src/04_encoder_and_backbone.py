@@ -93,7 +93,7 @@ from bertcourse.layers import gelu_approximate, gelu_exact
 
 grid = np.linspace(-5, 5, 2001).astype("float32")
 gap = np.abs(np.asarray(gelu_exact(grid)) - np.asarray(gelu_approximate(grid)))
-print(f"max |exact - approximate| = {gap.max():.5f} at x = {grid[gap.argmax()]:.2f}")
+print(f"max |exact - approximate| = {gap.max():.5f} at x = {grid[gap.argmax()]:.1f}")
 
 # %% [markdown]
 # ## 2. Proof: one block equals keras-hub's `TransformerEncoder`
