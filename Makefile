@@ -16,6 +16,8 @@ export PYTHONHASHSEED := 0
 PYTEST_ARGS ?=
 # make test runs pytest in 2 processes, one test file (or notebook) per process at a time, so module
 # fixtures stay single (measured on 2 cores: 8.6 min instead of 16.1 serially). PYTEST_WORKERS=0: serial.
+# The notebooks go first: files are handed out in this order, so the long ones start early and the short
+# test files fill the end, instead of one process running the last lesson while the other waits.
 PYTEST_WORKERS ?= 2
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
@@ -66,7 +68,7 @@ PYTEST_EMPTY = rc=$$?; \
 	exit $$rc
 
 test: lint $(STAMP)
-	@BERTCOURSE_SCALE=ci $(BIN)/python -m pytest tests $(NOTEBOOKS) -n $(PYTEST_WORKERS) --dist loadfile \
+	@BERTCOURSE_SCALE=ci $(BIN)/python -m pytest $(NOTEBOOKS) tests -n $(PYTEST_WORKERS) --dist loadfile \
 	    --durations=15 --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS); \
 	$(PYTEST_EMPTY)
 	@$(MAKE) --no-print-directory test-jax

@@ -48,9 +48,9 @@ def test_make_test_checks_contracts_then_runs_jax():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     test_extra = project["project"]["optional-dependencies"]["test"]
     assert any(d.startswith("import-linter==") for d in test_extra) and "jax==0.10.2" in test_extra
-    # two processes, one file each at a time (module fixtures stay single)
+    # two processes, one file each at a time (module fixtures stay single), the long notebooks handed out first
     assert "pytest-xdist==3.8.0" in test_extra
-    assert re.search(r"-m pytest tests \$\(NOTEBOOKS\) -n \$\(PYTEST_WORKERS\) --dist loadfile", makefile)
+    assert re.search(r"-m pytest \$\(NOTEBOOKS\) tests -n \$\(PYTEST_WORKERS\) --dist loadfile", makefile)
     assert "backend_agnostic" in " ".join(project["tool"]["pytest"]["ini_options"]["markers"])
     assert {c["id"] for c in project["tool"]["importlinter"]["contracts"]} >= {
         "layers", "data-builds-no-models", "layers-know-no-models", "engine-knows-no-front-end", "private-modules"}
