@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from bertcourse.data.squad import read_squad, split_articles, squad_path
 from bertcourse.layers import gelu_exact
-from bertcourse.tasks.base import trim_padding
+from bertcourse.tasks.base import padded_batches
 from bertcourse.tasks.question_answering import decode_answers, save_hf_question_answerer
 from bertcourse.training.run import RunDirectory
 
@@ -46,11 +46,8 @@ def best_of(rounds: int, fn) -> float:
 
 
 def positions(features, batch_size: int, grouped: bool) -> int:
-    lengths = features.inputs["padding_mask"].sum(axis=1)
-    order = np.argsort(lengths, kind="stable") if grouped else np.arange(len(lengths))
-    return sum(trim_padding({k: v[order[b:b + batch_size]] for k, v in features.inputs.items()},
-                            pad_to_multiple_of=1 if grouped else 8)["token_ids"].size
-               for b in range(0, len(order), batch_size))
+    """Token positions the forward passes compute: the batches ``window_logits`` makes."""
+    return sum(batch["token_ids"].size for _, batch in padded_batches(features.inputs, batch_size, grouped))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,7 +71,7 @@ from bertcourse.errors import ModelInputError
 from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
 
 __all__ = ["GROUP_BATCHES", "Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts",
-           "trim_padding"]
+           "trim_padding", "padded_batches"]
 
 
 GROUP_BATCHES = 64  # pipelines that order inputs by length do it over this many batches at a time (bounded memory)
@@ -209,6 +209,25 @@ def trim_padding(inputs: dict, pad_to_multiple_of: int = 8) -> dict[str, np.ndar
     longest = int(arrays["padding_mask"].astype(bool).sum(axis=1).max(initial=1))
     keep = min(width, -(-longest // pad_to_multiple_of) * pad_to_multiple_of)
     return {k: (v[:, :keep] if v.ndim >= 2 and v.shape[1] == width else v) for k, v in arrays.items()}
+
+
+def padded_batches(inputs: dict, batch_size: int, by_length: bool = True) -> Iterator[tuple[np.ndarray, dict]]:
+    """``(rows, batch)`` over a padded input dict, ``batch_size`` rows at a time. ``by_length``: the rows
+    shortest first (by ``padding_mask``), each batch cut to its longest row exactly, so mixed lengths pay
+    almost no padding; otherwise in input order, widths rounded up to 8 (:func:`trim_padding`). Put the
+    outputs back with ``out[rows] = ...``.
+
+    >>> x = {"token_ids": np.array([[2, 5, 6, 3], [2, 3, 0, 0], [2, 7, 3, 0]]),
+    ...      "padding_mask": np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]])}
+    >>> [(rows.tolist(), b["token_ids"].shape) for rows, b in padded_batches(x, 2)]
+    [([1, 2], (2, 3)), ([0], (1, 4))]
+    """
+    lengths = np.asarray(inputs["padding_mask"]).sum(axis=1)
+    order = np.argsort(lengths, kind="stable") if by_length else np.arange(len(lengths))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, trim_padding({k: np.asarray(v)[rows] for k, v in inputs.items()},
+                                 pad_to_multiple_of=1 if by_length else 8)
 
 
 class Task(keras.Model):

@@ -76,7 +76,8 @@ from safetensors.numpy import load_file, save_file
 
 from bertcourse.convert.hf import CONFIG_FILE, WEIGHTS_FILE, save_hf_bert
 from bertcourse.errors import DataFileError, ModelInputError
-from bertcourse.tasks.base import GROUP_BATCHES, Task, TaskPipeline, as_preprocessor, as_text_batch, trim_padding
+from bertcourse.tasks.base import (GROUP_BATCHES, Task, TaskPipeline, as_preprocessor, as_text_batch, padded_batches,
+                                   trim_padding)
 from bertcourse.text.windows import window_spans
 
 __all__ = ["BertClassifier", "TextClassificationPipeline", "classification_metrics", "regression_metrics",
@@ -552,10 +553,8 @@ class TextClassificationPipeline(TaskPipeline):
                 continue
             pairs = isinstance(group[0], tuple)
             encoded = self._encode((list(a for a, _ in group), list(b for _, b in group)) if pairs else group)
-            order = np.argsort(encoded["padding_mask"].sum(axis=1), kind="stable")
-            for chunk in self.batches(order, size):
-                batch = trim_padding({k: v[chunk] for k, v in encoded.items()}, pad_to_multiple_of=1)
-                yield [start + int(i) for i in chunk], self._answers(self.model.predict_on_batch(batch),
+            for rows, batch in padded_batches(encoded, size):
+                yield [start + int(i) for i in rows], self._answers(self.model.predict_on_batch(batch),
                                                                      options["top_k"], options["function_to_apply"],
                                                                      options["legacy"])
 

@@ -64,7 +64,7 @@ from safetensors.numpy import load_file, save_file
 from bertcourse.convert.hf import CONFIG_FILE, WEIGHTS_FILE, save_hf_bert
 from bertcourse.data.squad import QAExample
 from bertcourse.errors import ModelInputError
-from bertcourse.tasks.base import GROUP_BATCHES, Task, TaskPipeline, as_preprocessor, trim_padding
+from bertcourse.tasks.base import GROUP_BATCHES, Task, TaskPipeline, as_preprocessor, padded_batches
 from bertcourse.text.windows import max_context_windows, window_spans
 
 __all__ = ["BertQuestionAnswerer", "QuestionAnsweringPipeline", "QAFeatures", "qa_features", "qa_training_features",
@@ -395,12 +395,7 @@ class BertQuestionAnswerer(Task):
         n, width = features.inputs["token_ids"].shape
         start = np.full((n, width), NULL_LOGIT, np.float32)
         end = np.full((n, width), NULL_LOGIT, np.float32)
-        lengths = features.inputs["padding_mask"].sum(axis=1)
-        order = np.argsort(lengths, kind="stable") if group_by_length else np.arange(n)
-        for b in range(0, n, batch_size):
-            rows = order[b:b + batch_size]
-            batch = trim_padding({k: v[rows] for k, v in features.inputs.items()},
-                                 pad_to_multiple_of=1 if group_by_length else 8)
+        for rows, batch in padded_batches(features.inputs, batch_size, by_length=group_by_length):
             out = self.predict_on_batch(batch)
             w = out["start_logits"].shape[1]
             start[rows, :w] = np.asarray(out["start_logits"], np.float32)
