@@ -62,6 +62,7 @@ from bertcourse.serving.server import API_KEY_ENV, ServingConfig, check_bind, pa
 from bertcourse.models import BertBackbone  # noqa: E402
 from bertcourse.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary  # noqa: E402
 from bertcourse.tasks import TASKS  # noqa: E402
+from bertcourse.tasks.base import DTYPE_POLICIES  # noqa: E402
 from bertcourse.tasks.classification import classification_metrics, regression_metrics  # noqa: E402
 from bertcourse.tasks.question_answering import squad_metrics  # noqa: E402
 from bertcourse.tasks.token_classification import check_tags, entity_metrics, predict_word_tags  # noqa: E402
@@ -201,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", type=Path, help="a `bertcourse finetune` output directory")
     e.add_argument("out", type=Path, help="the SavedModel folder to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing export in OUT")
+    e.add_argument("--dtype", choices=DTYPE_POLICIES, help="serve the weights under this Keras dtype policy "
+                                                          "(default: the run's; bfloat16 halves the file)")
 
     s = sub.add_parser("serve", help="serve exported models over HTTP (TF Serving's REST format)")
     s.add_argument("models", nargs="+", help="export folders, each PATH or NAME=PATH (name: the folder's)")
@@ -210,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batch-size", type=_positive_int, default=32, help="dynamic batching: instances per batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="dynamic batching: wait for more requests")
     s.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    s.add_argument("--no-length-groups", action="store_true",
+                   help="run each gathered batch as one call instead of cutting it into groups of similar "
+                        "length (faster where a call's fixed cost outweighs padding, e.g. bfloat16 exports)")
     s.add_argument("--max-instances", type=_positive_int, default=256, help="instances per request")
     s.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
     s.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds before a request gets 504")
@@ -606,7 +612,7 @@ def _finetune(args) -> int:
 
 
 def _export(args) -> int:
-    out = export_task(args.run, args.out, overwrite=args.overwrite)
+    out = export_task(args.run, args.out, overwrite=args.overwrite, dtype=args.dtype)
     print(f"SavedModel (raw strings in) in {out}; serve it with `bertcourse serve {out}`")
     return 0
 
@@ -616,7 +622,8 @@ def _serve(args) -> int:
     check_bind(args.host, api_key)  # before any model is loaded
     config = ServingConfig(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                            batching=not args.no_batching, max_instances=args.max_instances,
-                           max_body_bytes=args.max_body_bytes, timeout_s=args.timeout, api_key=api_key)
+                           max_body_bytes=args.max_body_bytes, timeout_s=args.timeout, api_key=api_key,
+                           group_by_length=not args.no_length_groups)
     serve(parse_model_arguments(args.models), host=args.host, port=args.port, config=config)
     return 0
 

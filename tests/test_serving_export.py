@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from bertcourse.errors import RunDirectoryError
+from bertcourse.cli import main as cli_main
+from bertcourse.errors import ModelInputError, RunDirectoryError
 from bertcourse.models import BertBackbone
 from bertcourse.serving.export import export_task, read_serving_metadata
 from bertcourse.tasks import BertClassifier, TextClassificationPipeline
@@ -116,3 +117,36 @@ def test_refusals(exported, tmp_path):
     again = export_task(exported["pair_model"], tmp_path / "again", pairs=True)
     assert export_task(exported["pair_model"], again, pairs=True, overwrite=True) == again
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_export_dtype_bfloat16_from_the_command_line(exported, tmp_path):
+    """`bertcourse export RUN OUT --dtype bfloat16`: the same weights stored and computed in bf16 (about half
+    the variables on disk), the outputs of the Python model under that policy, labels as float32's on the
+    texts the tiny model learnt with a margin."""
+    import tensorflow as tf
+
+    out = tmp_path / "bf16"
+    assert cli_main(["export", str(exported["run"]), str(out), "--dtype", "bfloat16"]) == 0
+    assert read_serving_metadata(out)["dtype"] == "bfloat16"
+    assert read_serving_metadata(exported["single"])["dtype"] == "float32"
+
+    def variables_bytes(folder):
+        return sum(f.stat().st_size for f in (folder / "variables").iterdir())
+    assert variables_bytes(out) < 0.6 * variables_bytes(exported["single"])
+
+    half = exported["model"].with_dtype("bfloat16")
+    assert half.backbone.dtype_policy.name == "bfloat16" and half.name == exported["model"].name
+    for a, b in zip(half.get_weights(), exported["model"].get_weights()):
+        np.testing.assert_allclose(np.asarray(a, np.float32), b, rtol=1 / 128, atol=1e-6)  # bf16: 8 bits
+    served = tf.saved_model.load(str(out)).signatures["serving_default"](text=tf.constant(TEXTS))
+    logits, _ = _python_outputs(half, TEXTS)  # padded differently (x8 in the graph): bf16 rounding apart
+    np.testing.assert_allclose(served["logits"].numpy(), logits, atol=1e-2)
+    float32_logits, _ = _python_outputs(exported["model"], TEXTS)
+    np.testing.assert_allclose(served["logits"].numpy(), float32_logits, atol=0.1)
+    assert served["label"].numpy().astype(str)[:len(CHECK)].tolist() == [label for _, label in CHECK]
+
+    with pytest.raises(ModelInputError, match="dtype must be one of"):
+        exported["model"].with_dtype("int8")
+    with pytest.raises(SystemExit):
+        cli_main(["export", str(exported["run"]), str(tmp_path / "never"), "--dtype", "int8"])
+    assert not (tmp_path / "never").exists()

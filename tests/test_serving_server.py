@@ -131,6 +131,20 @@ def test_api_key_rule(exports):
             assert r.status_code == 200 and r.json()["predictions"][0]["label"] == CHECK[1][1]
 
 
+def test_serve_command_line_flags_reach_the_config(exports, monkeypatch):
+    import bertcourse.cli
+
+    seen = {}
+    monkeypatch.setattr(bertcourse.cli, "serve", lambda models, host, port, config: seen.update(
+        models=models, port=port, config=config))
+    assert cli_main(["serve", str(exports["sentiment"]), "--port", "8600", "--max-batch-size", "16"]) == 0
+    assert seen["config"].group_by_length and seen["config"].batching and seen["config"].max_batch_size == 16
+    assert cli_main(["serve", str(exports["sentiment"]), "--no-length-groups", "--max-wait-ms", "2"]) == 0
+    assert not seen["config"].group_by_length and seen["config"].batching and seen["config"].max_wait_ms == 2
+    assert cli_main(["serve", str(exports["sentiment"]), "--no-batching"]) == 0
+    assert not seen["config"].batching and seen["port"] == 8501
+
+
 def test_bounded_concurrent_load_every_answer_right_and_batched(server):
     clients, per_client = 16, 4
 

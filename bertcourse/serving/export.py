@@ -447,7 +447,8 @@ def _metadata(model: Task, task: str, pairs: bool, settings: dict, extra: dict) 
                     "top_k": 1, "handle_impossible_answer": False, "truncation": None, **extra}
     return {"format_version": FORMAT_VERSION, "task": task, "signature": "serving_default",
             "inputs": inputs, "outputs": outputs, "output_shapes": OUTPUT_DOC[task], **specific,
-            "sequence_length": pre.sequence_length, "lowercase": pre.tokenizer.lowercase,
+            "sequence_length": pre.sequence_length, "dtype": model.backbone.dtype_policy.name,
+            "lowercase": pre.tokenizer.lowercase,
             "vocab_size": pre.tokenizer.vocabulary_size(), "num_parameters": int(model.count_params()),
             "pad_to_multiple_of": PAD_TO_MULTIPLE_OF,
             "tensorflow": tf.__version__, "tensorflow_text": version("tensorflow-text"),
@@ -455,7 +456,8 @@ def _metadata(model: Task, task: str, pairs: bool, settings: dict, extra: dict) 
 
 
 def export_task(model_or_run_dir: Any, out_dir: str | os.PathLike, pairs: bool | None = None,
-                overwrite: bool = False, stride: int | None = None, max_answer_len: int | None = None) -> Path:
+                overwrite: bool = False, stride: int | None = None, max_answer_len: int | None = None,
+                dtype: str | None = None) -> Path:
     """Write ``model_or_run_dir`` (a task model with a preprocessor, or a fine-tuning run directory) to
     ``out_dir`` as a SavedModel that takes raw strings (see the module doc for the signatures).
 
@@ -466,13 +468,18 @@ def export_task(model_or_run_dir: Any, out_dir: str | os.PathLike, pairs: bool |
     it from the run's ``task.json`` (``False`` for a model passed in). ``stride`` (token classification):
     pieces shared by consecutive windows of a long text (default: a quarter of the window, as
     ``pipeline("ner")``). ``max_answer_len`` (question answering): the longest answer in tokens (default:
-    the model's setting, the one its run was evaluated with). ``overwrite``: replace an existing export.
+    the model's setting, the one its run was evaluated with). ``dtype``: serve the weights under another
+    Keras dtype policy (:meth:`~bertcourse.tasks.Task.with_dtype`; e.g. ``"bfloat16"`` on a CPU that
+    computes it natively: half the file, cheaper tokens; labels may differ from float32's on the closest
+    calls). ``overwrite``: replace an existing export.
     The SavedModel is written to a temporary folder next to ``out_dir`` and renamed into place, so a
     crash never leaves half an export. Returns ``Path(out_dir)``.
     """
     model, settings = load_task_model(model_or_run_dir)
     task = _task_of(model)
     model._require_preprocessor()
+    if dtype is not None and dtype != model.dtype_policy.name:
+        model = model.with_dtype(dtype)
     if task != "classification" and pairs:
         raise ModelInputError(f"pairs=True is for sentence-pair classifiers; a {task} model has its own inputs.")
     if task != "token-classification" and stride is not None:

@@ -70,10 +70,11 @@ import tensorflow as tf
 from bertcourse.errors import ModelInputError
 from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
 
-__all__ = ["GROUP_BATCHES", "Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts",
+__all__ = ["DTYPE_POLICIES", "GROUP_BATCHES", "Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts",
            "trim_padding", "padded_batches"]
 
 
+DTYPE_POLICIES = ("float32", "mixed_bfloat16", "bfloat16", "mixed_float16", "float16")  # Task.with_dtype
 GROUP_BATCHES = 64  # pipelines that order inputs by length do it over this many batches at a time (bounded memory)
 
 
@@ -282,6 +283,31 @@ class Task(keras.Model):
     def postprocess(self, outputs: Any, **options: Any) -> Any:
         """The task's decoding: NumPy outputs of ``predict`` -> Python results. Subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} does not define postprocess().")
+
+    # ------------------------------------------------------------------ precision
+    def with_dtype(self, dtype: str) -> "Task":
+        """The same task, weights and preprocessor in a model built with another Keras dtype policy:
+        ``"float32"``, ``"mixed_bfloat16"`` (float32 weights, bf16 matrix products), ``"bfloat16"`` (the
+        weights stored in bf16 too: half the size), ``"mixed_float16"`` or ``"float16"``. Heads that keep
+        float32 outputs (logits) still do. What ``bertcourse export --dtype`` serves.
+
+        >>> from bertcourse.models import BertBackbone
+        >>> from bertcourse.tasks import BertClassifier
+        >>> clf = BertClassifier(BertBackbone("tiny"), num_classes=2)
+        >>> half = clf.with_dtype("bfloat16")
+        >>> half.backbone.dtype_policy.name, half.count_params() == clf.count_params()
+        ('bfloat16', True)
+        """
+        from bertcourse.models import BertBackbone  # lazy: models import nothing from tasks, keep it so
+
+        if dtype not in DTYPE_POLICIES:
+            raise ModelInputError(f"dtype must be one of {', '.join(DTYPE_POLICIES)}, got {dtype!r}.")
+        config = self.get_config()
+        config.update(backbone=BertBackbone(self.backbone.config, dtype=dtype),
+                      preprocessor=getattr(self, "preprocessor", None))
+        twin = type(self).from_config(config)
+        twin.set_weights(self.get_weights())
+        return twin
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:

@@ -391,8 +391,6 @@ for q, path in tflite_files.items():
 # from float32's on the closest calls: the `= SavedModel` column counts how often.
 
 # %%
-from bertcourse.models import BertBackbone
-
 saved = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
 labels = np.array(model.class_names)
 gold = np.array(test.labels)
@@ -427,9 +425,7 @@ BF16_CPU = bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags))
 if BF16_CPU:
     for policy, title in (("mixed_bfloat16", "SavedModel mixed bf16 (f32 weights)"),
                           ("bfloat16", "SavedModel bfloat16 (bf16 weights)")):
-        twin = BertClassifier(BertBackbone(model.backbone.config, dtype=policy), model.num_classes,
-                              preprocessor=model.preprocessor, labels=model.class_names)
-        twin.set_weights(model.get_weights())
+        twin = model.with_dtype(policy)  # the same weights under another policy (bertcourse export --dtype)
         twin_dir = export_task(twin, runs_dir("14-exports") / f"sentiment-{SCALE}-{policy}", overwrite=True)
         twin_saved = tf.saved_model.load(str(twin_dir)).signatures["serving_default"]
         rows.append((title, dir_size(twin_dir), saved_labels(twin_saved),
