@@ -340,7 +340,11 @@ print("without the key:", no_key.status_code, no_key.json(), "| with it:", with_
 # Under load, the service's **dynamic batching** gathers concurrent requests (up to `max_batch_size`
 # instances, waiting at most `max_wait_ms`) into one call of the model. `bench/serving.py` measures it with
 # 16 concurrent clients against the same model without batching and against a transformers + PyTorch twin
-# in the same web framework; its table is in `bench/README.md` (section "Serving").
+# in the same web framework; its table is in `bench/README.md` (section "Serving"). On a CPU that computes
+# bfloat16 natively, `bertcourse export RUN OUT --dtype bfloat16` serves the same weights in bf16 (section 7
+# below measures its size and latency); there a call's fixed cost weighs more than padding, so
+# `bertcourse serve OUT --no-length-groups` (each gathered batch one call) is the faster setting: the only one
+# in which the bench's batching reached twice the requests/s of one-at-a-time serving.
 
 # %% [markdown]
 # ## 6. TFLite: which ops convert
