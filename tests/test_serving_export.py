@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from bertcourse.cli import main as cli_main
 from bertcourse.errors import ModelInputError, RunDirectoryError

@@ -68,6 +68,7 @@ import numpy as np
 import tensorflow as tf
 
 from bertcourse.errors import ModelInputError
+from bertcourse.models import BertBackbone
 from bertcourse.text import BertPreprocessor, FastWordPieceTokenizer, WordPieceTokenizer
 
 __all__ = ["DTYPE_POLICIES", "GROUP_BATCHES", "Task", "TaskPipeline", "as_preprocessor", "is_raw_text", "as_text_batch", "encode_texts",
@@ -298,8 +299,6 @@ class Task(keras.Model):
         >>> half.backbone.dtype_policy.name, half.count_params() == clf.count_params()
         ('bfloat16', True)
         """
-        from bertcourse.models import BertBackbone  # lazy: models import nothing from tasks, keep it so
-
         if dtype not in DTYPE_POLICIES:
             raise ModelInputError(f"dtype must be one of {', '.join(DTYPE_POLICIES)}, got {dtype!r}.")
         config = self.get_config()
