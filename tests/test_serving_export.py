@@ -124,8 +124,6 @@ def test_export_dtype_bfloat16_from_the_command_line(exported, tmp_path):
     """`bertcourse export RUN OUT --dtype bfloat16`: the same weights stored and computed in bf16 (about half
     the variables on disk), the outputs of the Python model under that policy, labels as float32's on the
     texts the tiny model learnt with a margin."""
-    import tensorflow as tf
-
     out = tmp_path / "bf16"
     assert cli_main(["export", str(exported["run"]), str(out), "--dtype", "bfloat16"]) == 0
     assert read_serving_metadata(out)["dtype"] == "bfloat16"
