@@ -14,7 +14,7 @@ of one-text requests (real sentences from the shipped corpora), round-robin over
 warm-up; every response is checked (status 200, the expected label). Reported: p50/p95/p99 latency,
 requests/s, failures, the service's mean batch size (instances per model call), the server process's
 CPU time per request and the load generator's own (it shares the two cores with the server: httpx's
-pure-Python HTTP cost it 2-4 ms per request, aiohttp's C parser about 0.2-0.7 ms).
+pure-Python HTTP cost it 1.5-2.0 ms of CPU per request, aiohttp's C parser 0.2-0.7 ms).
 
 The servers are all started first and then take turns (``--rounds``), so a change in the machine's
 load hits every row alike. Numbers move with the machine's load: ``uptime`` at the start and the end is
@@ -40,6 +40,11 @@ os.environ["USE_TF"] = "0"
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
+
+try:
+    import uvloop  # optional (the serve extra installs it); uvicorn picks it for the servers too
+except ImportError:
+    uvloop = None
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "bench" / "README.md"
@@ -181,7 +186,7 @@ class HttpxClient:
         await self.http.aclose()
 
 
-class AiohttpClient(HttpxClient):
+class AiohttpClient:
     """The same calls over ``aiohttp`` (its HTTP parser is C): a load generator that leaves more of the
     two shared cores to the server it measures."""
 
@@ -203,10 +208,10 @@ class AiohttpClient(HttpxClient):
         await self.http.close()
 
 
-CLIENTS = {"aiohttp": AiohttpClient, "httpx": HttpxClient}
+CLIENTS = {"aiohttp": AiohttpClient, "httpx": HttpxClient}  # the same three calls each
 
 
-async def model_stats(http: HttpxClient, url: str) -> dict | None:
+async def model_stats(http: HttpxClient | AiohttpClient, url: str) -> dict | None:
     try:
         return (await http.get(url + "/v1/stats"))["models"]["sentiment"]
     except Exception:  # the twin has no stats
@@ -258,21 +263,9 @@ async def load(url: str, texts: list[str], expected: list[str], margins: list[fl
             "batches": batches, "cpu_s": cpu, "client_cpu_s": own}
 
 
-def uvloop_available() -> bool:
-    try:
-        import uvloop  # noqa: F401  (lazy: optional; uvicorn picks it for the servers too)
-    except ImportError:
-        return False
-    return True
-
-
 def run_async(coroutine):
-    """``asyncio.run`` on uvloop's event loop when it is installed (the servers' uvicorn uses it too)."""
-    if uvloop_available():
-        import uvloop
-
-        return uvloop.run(coroutine)
-    return asyncio.run(coroutine)
+    """``asyncio.run`` on uvloop's event loop when it is installed."""
+    return uvloop.run(coroutine) if uvloop is not None else asyncio.run(coroutine)
 
 
 def summarise(parts: list[dict]) -> dict:
@@ -375,7 +368,7 @@ def main() -> None:
         match = re.search(r"load average: ([\d.]+)", line)
         return match.group(1) if match else "n/a"
 
-    loop = " on uvloop" if uvloop_available() else ""
+    loop = " on uvloop" if uvloop is not None else ""
     dtype_flag = "" if args.dtype == "float32" else f" --dtype {args.dtype}"
     bf16_note = "" if args.dtype == "float32" else (
         f" The served model is `export --dtype {args.dtype}`'s (the twin stays float32); labels are checked "

@@ -144,6 +144,10 @@ def test_export_dtype_bfloat16_from_the_command_line(exported, tmp_path):
     np.testing.assert_allclose(served["logits"].numpy(), float32_logits, atol=0.1)
     assert served["label"].numpy().astype(str)[:len(CHECK)].tolist() == [label for _, label in CHECK]
 
+    back = export_task(half, tmp_path / "back", dtype="float32")  # and back: a bf16 model exported as float32
+    assert read_serving_metadata(back)["dtype"] == "float32"
+    assert variables_bytes(back) > 0.9 * variables_bytes(exported["single"])
+
     with pytest.raises(ModelInputError, match="dtype must be one of"):
         exported["model"].with_dtype("int8")
     with pytest.raises(SystemExit):

@@ -478,7 +478,7 @@ def export_task(model_or_run_dir: Any, out_dir: str | os.PathLike, pairs: bool |
     model, settings = load_task_model(model_or_run_dir)
     task = _task_of(model)
     model._require_preprocessor()
-    if dtype is not None and dtype != model.dtype_policy.name:
+    if dtype is not None and dtype != model.backbone.dtype_policy.name:  # the task's own policy stays float32
         model = model.with_dtype(dtype)
     if task != "classification" and pairs:
         raise ModelInputError(f"pairs=True is for sentence-pair classifiers; a {task} model has its own inputs.")
