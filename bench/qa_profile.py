@@ -13,12 +13,16 @@ On the first ``--questions`` held-out SQuAD dev questions and a finished QA run 
 3. one float32 forward pass per window, ours (Keras, TF) and torch (``transformers``, same weights), at a
    batch of 32 windows of ``max_seq_length`` tokens;
 4. the exact GELU on a ``[1920, 1536]`` batch: ``tf.nn.gelu`` (divides by sqrt 2) against
-   ``bertcourse.layers.gelu_exact`` (multiplies by 1/sqrt 2).
+   ``bertcourse.layers.gelu_exact`` (multiplies by 1/sqrt 2);
+5. the dense layers on ``[tokens, hidden]`` (``bertcourse.layers.tokenwise.per_token``, which lets oneDNN
+   fuse matmul, bias and GELU) against the same layers on ``[batch, seq, hidden]``: one forward pass of
+   16 windows of 96, 160 and 192 tokens, the two models interleaved, same weights and outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -28,12 +32,26 @@ import numpy as np
 import tensorflow as tf
 
 from bertcourse.data.squad import read_squad, split_articles, squad_path
+from bertcourse.layers import attention as attention_module
+from bertcourse.layers import feedforward as feedforward_module
 from bertcourse.layers import gelu_exact
 from bertcourse.tasks.base import padded_batches
 from bertcourse.tasks.question_answering import decode_answers, save_hf_question_answerer
 from bertcourse.training.run import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def unfused_dense_layers():
+    """Models built and traced inside run their dense layers on ``[batch, seq, hidden]`` (as before
+    ``per_token``): the layers' modules look ``per_token`` up at call time."""
+    saved = attention_module.per_token, feedforward_module.per_token
+    attention_module.per_token = feedforward_module.per_token = lambda layer, x: layer(x)
+    try:
+        yield
+    finally:
+        attention_module.per_token, feedforward_module.per_token = saved
 
 
 def best_of(rounds: int, fn) -> float:
@@ -122,6 +140,30 @@ def main(argv: list[str] | None = None) -> int:
     diff = float(tf.reduce_max(tf.abs(divide(h) - multiply(h))))
     print(f"exact GELU on [1920, 1536]: tf.nn.gelu {t_div * 1000:.2f} ms, gelu_exact {t_mul * 1000:.2f} ms "
           f"(max |diff| {diff:.1e})")
+
+    # 5. dense layers per token ([tokens, hidden], fused by oneDNN) against [batch, seq, hidden]
+    flat = run.load_task()
+    with unfused_dense_layers():
+        unfused = run.load_task()
+        batches = []
+        for width in (96, 160, 192):
+            ids = np.random.default_rng(width).integers(1000, 2000, (16, width)).astype("int32")
+            batches.append({"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids)})
+            unfused.predict_on_batch(batches[-1])      # traced while the layers use [batch, seq, hidden]
+    line = []
+    for batch in batches:
+        a, b = flat.predict_on_batch(batch), unfused.predict_on_batch(batch)
+        diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+        times = {"per token": [], "3-D": []}
+        for _ in range(5 * args.rounds):
+            for name, m in (("per token", flat), ("3-D", unfused)):
+                t = time.perf_counter()
+                m.predict_on_batch(batch)
+                times[name].append(time.perf_counter() - t)
+        fast, slow = min(times["per token"]), min(times["3-D"])
+        line.append(f"[16, {batch['token_ids'].shape[1]}] {slow * 1000:.0f} -> {fast * 1000:.0f} ms "
+                    f"({1 - fast / slow:.1%} less; max |diff| {diff:.1e})")
+    print("dense layers on [batch, seq, hidden] -> per token: " + ", ".join(line))
     print(f"end: load average {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -21,8 +21,8 @@ from bertcourse.errors import ModelInputError
 from bertcourse.models import BertBackbone
 from bertcourse.pipelines import pipeline
 from bertcourse.tasks import TASKS
-from bertcourse.tasks.question_answering import (BertQuestionAnswerer, QuestionAnsweringPipeline, best_null_threshold,
-                                                 decode_answers, exact_match, f1_score, lexical_baseline,
+from bertcourse.tasks.question_answering import (BertQuestionAnswerer, QuestionAnsweringPipeline, _decode_spans,
+                                                 best_null_threshold, decode_answers, exact_match, f1_score, lexical_baseline,
                                                  normalize_answer, qa_features, qa_training_features,
                                                  question_type, save_hf_question_answerer, squad_metrics)
 from bertcourse.text import BertPreprocessor, bert_uncased_vocab_path
@@ -368,6 +368,49 @@ def test_metric_on_a_full_predictions_file_equals_the_official_script(dev):
     assert ours["exact_match"] == pytest.approx(official["exact_match"], abs=1e-9)
     assert ours["f1"] == pytest.approx(official["f1"], abs=1e-9)
     assert 20 < official["f1"] < 80   # a mix of right, partial and wrong answers
+
+
+def _hf_decode_spans(start, end, topk, max_answer_len, desired):
+    """transformers' ``decode_spans`` (pipelines/question_answering.py), one window: the whole matrix."""
+    outer = np.matmul(start[:, None], end[None, :])
+    candidates = np.tril(np.triu(outer), max_answer_len - 1)
+    flat = candidates.flatten()
+    if topk == 1:
+        order = np.array([np.argmax(flat)])
+    elif len(flat) < topk:
+        order = np.argsort(-flat)
+    else:
+        part = np.argpartition(-flat, topk)[0:topk]
+        order = part[np.argsort(-flat[part])]
+    starts, ends = np.unravel_index(order, candidates.shape)
+    keep = desired[starts] & desired[ends]
+    return starts[keep], ends[keep], candidates[starts[keep], ends[keep]]
+
+
+@pytest.mark.parametrize("context_tokens", [1, 3, 7, 40, 150])
+@pytest.mark.parametrize("topk", [1, 12, 30])
+def test_band_span_search_equals_the_whole_matrix(context_tokens, topk):
+    """The decoder ranks only the max_answer_len diagonals over the context; the result is Hugging Face's
+    whole-matrix ranking, also for contexts too short to fill topk (where HF returns zero-score pairs)."""
+    rng = np.random.default_rng(context_tokens * 100 + topk)
+    for trial in range(20):
+        width = context_tokens + 20
+        c0 = int(rng.integers(1, 19))
+        desired = np.zeros(width, bool)
+        desired[c0:c0 + context_tokens] = True
+        logits = rng.normal(0, 3, (2, width)).astype("float32")
+        start, end = (np.where(desired, x, -10000.0) for x in logits)
+        start, end = (np.exp(x - x.max()) / np.exp(x - x.max()).sum() for x in (start, end))
+        start, end = start.astype("float32"), end.astype("float32")
+        max_answer_len = int(rng.integers(1, 35))
+        got = _decode_spans(start, end, topk, max_answer_len, desired)
+        want = _hf_decode_spans(start, end, topk, max_answer_len, desired)
+        if context_tokens * min(max_answer_len, context_tokens) >= topk:   # enough positive pairs: same order
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+        else:                                                              # zero-score ties: same set
+            assert sorted(zip(*got[:2])) == sorted(zip(*want[:2]))
+            np.testing.assert_array_equal(np.sort(got[2]), np.sort(want[2]))
 
 
 # ----------------------------------------------------------------------------- the twin

@@ -32,6 +32,7 @@ import keras
 from keras import ops
 
 from bertcourse.layers.initializers import clone_initializer
+from bertcourse.layers.tokenwise import per_token
 
 __all__ = ["MultiHeadSelfAttention", "mask_value", "merge_masks", "gather_rows"]
 
@@ -151,13 +152,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.hidden_size))
 
     def project_qkv(self, x):
+        """``x`` ``[B, S, hidden]`` -> queries, keys, values ``[B, S, hidden]`` each (per token, as
+        one ``[B * S, hidden]`` matmul each: :func:`~bertcourse.layers.tokenwise.per_token`)."""
         if not self.fused_qkv:
-            return self.query_dense(x), self.key_dense(x), self.value_dense(x)
+            return per_token(self.query_dense, x), per_token(self.key_dense, x), per_token(self.value_dense, x)
         dense = (self.query_dense, self.key_dense, self.value_dense)
         kernel = ops.concatenate([ops.cast(d.kernel, self.compute_dtype) for d in dense], axis=-1)
-        qkv = ops.matmul(x, kernel)
-        if self.use_bias:
-            qkv = qkv + ops.concatenate([ops.cast(d.bias, self.compute_dtype) for d in dense], axis=-1)
+        bias = ops.concatenate([ops.cast(d.bias, self.compute_dtype) for d in dense], axis=-1) if self.use_bias \
+            else None
+        qkv = per_token(lambda t: ops.matmul(t, kernel) if bias is None else ops.matmul(t, kernel) + bias, x)
         return ops.split(qkv, 3, axis=-1)
 
     def call(self, inputs, padding_mask=None, attention_mask=None, training=None, return_attention_scores=False,
@@ -165,8 +168,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if query_positions is None:
             q, k, v = self.project_qkv(inputs)                          # 1. project: [B, S, hidden] each
         else:  # queries only where outputs are wanted
-            q = self.query_dense(gather_rows(inputs, query_positions))
-            k, v = self.key_dense(inputs), self.value_dense(inputs)
+            q = per_token(self.query_dense, gather_rows(inputs, query_positions))
+            k, v = per_token(self.key_dense, inputs), per_token(self.value_dense, inputs)
             if attention_mask is not None:
                 attention_mask = gather_rows(attention_mask, query_positions)
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # 2. [B, S, N, D]
@@ -181,7 +184,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         probs = ops.cast(probs, self.compute_dtype)
         dropped = self.dropout_layer(probs, training=training)          # 5. attention dropout
         context = ops.einsum("bnqk,bknd->bqnd", dropped, v)             # 6. mix the values
-        output = self.output_dense(self.merge_heads(context))           # 7. merge heads, project
+        output = per_token(self.output_dense, self.merge_heads(context))  # 7. merge heads, project
         if return_attention_scores:
             return output, probs
         return output

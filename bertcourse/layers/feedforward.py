@@ -20,6 +20,7 @@ import keras
 
 from bertcourse.layers.activations import ACTIVATIONS, get_activation
 from bertcourse.layers.initializers import clone_initializer
+from bertcourse.layers.tokenwise import per_token
 
 __all__ = ["FeedForward"]
 
@@ -68,7 +69,10 @@ class FeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        return self.output_dense(self.intermediate_dense(inputs))
+        # per_token: each dense layer sees the tokens as one [batch * seq, hidden] matrix (same numbers;
+        # TensorFlow's CPU kernels then fuse matmul, bias and GELU into one op).
+        x = per_token(self.intermediate_dense, inputs)   # [B, S, H] -> [B, S, intermediate], GELU included
+        return per_token(self.output_dense, x)           # -> [B, S, H]
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape

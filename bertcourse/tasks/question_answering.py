@@ -239,7 +239,26 @@ def qa_training_features(preprocessor, examples: Sequence[QAExample], max_seq_le
 def _decode_spans(start: np.ndarray, end: np.ndarray, topk: int, max_answer_len: int,
                   desired: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``topk`` best ``(s, e)`` of ``start[s] * end[e]`` with ``s <= e < s + max_answer_len``, both
-    in ``desired`` (Hugging Face's ``decode_spans``, written for one window)."""
+    in ``desired`` (Hugging Face's ``decode_spans``, written for one window).
+
+    ``desired`` is one run of positions (a window's context tokens), so the candidates are first looked
+    for in the band of ``max_answer_len`` diagonals over that run (``len(run) * max_answer_len`` products
+    instead of ``width ** 2``). When the band holds ``topk`` positive scores, they are the best ``topk``
+    of the whole matrix, every other entry being 0; otherwise (a context of a few tokens) the whole
+    matrix is ranked as Hugging Face does, zero-score pairs included."""
+    run = np.flatnonzero(desired)
+    if len(run) and run[-1] - run[0] + 1 == len(run):
+        c0, n = int(run[0]), len(run)
+        span = min(max_answer_len, n)
+        ends_padded = np.concatenate([end[c0:c0 + n], np.zeros(span - 1, end.dtype)])
+        band = start[c0:c0 + n, None] * np.lib.stride_tricks.sliding_window_view(ends_padded, span)
+        flat = band.ravel()
+        if flat.size >= topk:
+            part = np.argpartition(-flat, topk - 1)[:topk]
+            if flat[part].min() > 0:
+                order = part[np.argsort(-flat[part])]
+                rows, diagonals = np.divmod(order, span)
+                return rows + c0, rows + c0 + diagonals, flat[order]
     outer = np.matmul(start[:, None], end[None, :])
     candidates = np.tril(np.triu(outer), max_answer_len - 1)
     flat = candidates.flatten()
