@@ -47,6 +47,7 @@ from bertcourse.training.loop import set_precision
 from bertcourse.training.run import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
+PAUSE_S = 0.5   # before each timed pass of the speed rounds
 
 
 def load_average() -> float:
@@ -192,13 +193,18 @@ def main(argv: list[str] | None = None) -> int:
         pipe_hf(question=qs[:4], context=cs[:4], batch_size=args.hf_batch_size, **hf_options)
         seconds: dict[str, list[float]] = {"ours": [], "hf": [], "hf_batched": []}
         for _ in range(args.speed_rounds):
+            # Each timed pass starts after a pause, so neither framework's idle worker threads (torch's
+            # OpenMP spin-wait, TensorFlow's thread pool) are still spinning into the next one's time.
+            time.sleep(PAUSE_S)
             t = time.perf_counter()
             pipe_ours(question=qs, context=cs, **options)
             seconds["ours"].append(time.perf_counter() - t)
+            time.sleep(PAUSE_S)
             t = time.perf_counter()
             for q, c in zip(qs, cs):          # one question per call, as HF's docs and most users do
                 pipe_hf(question=q, context=c, **hf_options)
             seconds["hf"].append(time.perf_counter() - t)
+            time.sleep(PAUSE_S)
             t = time.perf_counter()           # the whole list in one call, windows batched
             pipe_hf(question=qs, context=cs, batch_size=args.hf_batch_size, **hf_options)
             seconds["hf_batched"].append(time.perf_counter() - t)
