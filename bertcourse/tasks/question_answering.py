@@ -244,7 +244,8 @@ def _decode_spans(start: np.ndarray, end: np.ndarray, topk: int, max_answer_len:
     ``desired`` is one run of positions (a window's context tokens), so the candidates are first looked
     for in the band of ``max_answer_len`` diagonals over that run (``len(run) * max_answer_len`` products
     instead of ``width ** 2``). When the band holds ``topk`` positive scores, they are the best ``topk``
-    of the whole matrix, every other entry being 0; otherwise (a context of a few tokens) the whole
+    of the whole matrix, every other entry being 0 (:func:`decode_answers` zeroes ``start`` and ``end``
+    outside ``desired``); otherwise (a context of a few tokens) the whole
     matrix is ranked as Hugging Face does, zero-score pairs included."""
     run = np.flatnonzero(desired)
     if len(run) and run[-1] - run[0] + 1 == len(run):
