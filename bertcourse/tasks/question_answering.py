@@ -16,7 +16,8 @@ one dense layer with two outputs), and the same decoding as ``transformers.Quest
    softmax over the window gives ``p_start``/``p_end``; the null score is ``p_start([CLS]) * p_end([CLS])``
    (its minimum over the windows), then ``[CLS]`` is removed.
 3. **n-best**: the outer product ``p_start p_end^T`` keeps ``s <= e < s + max_answer_len`` (a band of the
-   upper triangle); its top ``2 top_k + 10`` entries are the candidates.
+   upper triangle); its top ``2 top_k + 10`` entries are the candidates. Only the band over the context
+   tokens is computed (``max_answer_len`` products per token, not ``width``): everything else is 0.
 4. **Answer text**: a span is widened to whole words (a word is a token and the ``##`` pieces that follow
    it), then cut from the context by character offsets: always an exact substring of the context.
    Candidates with the same text (case-insensitive) from several windows add their scores (Hugging
