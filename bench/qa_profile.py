@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(max |diff| {diff:.1e})")
 
     # 5. dense layers per token ([tokens, hidden], fused by oneDNN) against [batch, seq, hidden]
-    flat = run.load_task()
+    flat = model                                   # built with per_token, as the package is
     with unfused_dense_layers():
         unfused = run.load_task()
         batches = []

@@ -158,10 +158,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             return per_token(self.query_dense, x), per_token(self.key_dense, x), per_token(self.value_dense, x)
         dense = (self.query_dense, self.key_dense, self.value_dense)
         kernel = ops.concatenate([ops.cast(d.kernel, self.compute_dtype) for d in dense], axis=-1)
-        bias = ops.concatenate([ops.cast(d.bias, self.compute_dtype) for d in dense], axis=-1) if self.use_bias \
-            else None
-        qkv = per_token(lambda t: ops.matmul(t, kernel) if bias is None else ops.matmul(t, kernel) + bias, x)
-        return ops.split(qkv, 3, axis=-1)
+
+        def project(tokens):                                             # [T, hidden] -> [T, 3 * hidden]
+            qkv = ops.matmul(tokens, kernel)
+            if self.use_bias:
+                qkv = qkv + ops.concatenate([ops.cast(d.bias, self.compute_dtype) for d in dense], axis=-1)
+            return qkv
+
+        return ops.split(per_token(project, x), 3, axis=-1)
 
     def call(self, inputs, padding_mask=None, attention_mask=None, training=None, return_attention_scores=False,
              query_positions=None):
