@@ -14,8 +14,9 @@ from bertcourse.layers.encoder_block import EncoderBlock
 from bertcourse.layers.feedforward import FeedForward
 from bertcourse.layers.heads import MaskedLMHead, NextSentenceHead
 from bertcourse.layers.initializers import bert_initializer, clone_initializer
+from bertcourse.layers.normalization import LayerNorm, fused_layer_norm_available
 
 __all__ = ["BertEmbeddings", "MultiHeadSelfAttention", "FeedForward", "EncoderBlock", "MaskedLMHead",
-           "NextSentenceHead", "SequenceTooLongError", "check_sequence_length", "mask_value", "merge_masks",
+           "NextSentenceHead", "LayerNorm", "fused_layer_norm_available", "SequenceTooLongError", "check_sequence_length", "mask_value", "merge_masks",
            "gather_rows", "ACTIVATIONS", "gelu_exact", "gelu_approximate", "get_activation", "bert_initializer",
            "clone_initializer"]

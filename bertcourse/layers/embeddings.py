@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from bertcourse.layers.initializers import bert_initializer, clone_initializer
+from bertcourse.layers.normalization import LayerNorm
 
 __all__ = ["BertEmbeddings", "SequenceTooLongError", "check_sequence_length"]
 
@@ -81,7 +82,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.segment_embedding = keras.layers.Embedding(
             type_vocab_size, hidden_size, embeddings_initializer=clone_initializer(init),
             dtype=self.dtype_policy, name="segment_embedding")
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm")
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="dropout")
 

@@ -24,6 +24,7 @@ from bertcourse.layers.activations import ACTIVATIONS
 from bertcourse.layers.attention import MultiHeadSelfAttention, gather_rows
 from bertcourse.layers.feedforward import FeedForward
 from bertcourse.layers.initializers import bert_initializer, clone_initializer
+from bertcourse.layers.normalization import LayerNorm
 
 __all__ = ["EncoderBlock"]
 
@@ -69,14 +70,14 @@ class EncoderBlock(keras.layers.Layer):
             fused_qkv=self.fused_qkv, dtype=self.dtype_policy, name="attention")
         self.attention_dropout_layer = keras.layers.Dropout(self.hidden_dropout, dtype=self.dtype_policy,
                                                             name="attention_output_dropout")
-        self.attention_layer_norm = keras.layers.LayerNormalization(
+        self.attention_layer_norm = LayerNorm(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="attention_layer_norm")
         self.feedforward = FeedForward(intermediate_size, activation=hidden_act,
                                        kernel_initializer=clone_initializer(init), dtype=self.dtype_policy,
                                        name="feedforward")
         self.feedforward_dropout_layer = keras.layers.Dropout(self.hidden_dropout, dtype=self.dtype_policy,
                                                               name="feedforward_output_dropout")
-        self.feedforward_layer_norm = keras.layers.LayerNormalization(
+        self.feedforward_layer_norm = LayerNorm(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="feedforward_layer_norm")
 
     def build(self, inputs_shape):

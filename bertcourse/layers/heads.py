@@ -18,6 +18,7 @@ from keras import ops
 
 from bertcourse.layers.activations import get_activation
 from bertcourse.layers.initializers import bert_initializer
+from bertcourse.layers.normalization import LayerNorm
 
 __all__ = ["MaskedLMHead", "NextSentenceHead"]
 
@@ -49,8 +50,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.transform = keras.layers.Dense(token_embedding.output_dim,
                                             kernel_initializer=bert_initializer(initializer_range),
                                             dtype=self.dtype_policy, name="transform")
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy,
-                                                          name="layer_norm")
+        self.layer_norm = LayerNorm(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm")
 
     def build(self, sequence_output_shape, masked_positions_shape=None):
         hidden = sequence_output_shape[-1]

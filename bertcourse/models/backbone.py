@@ -32,7 +32,7 @@ from keras import ops
 
 from bertcourse.config import BertConfig
 from bertcourse.errors import ModelInputError
-from bertcourse.layers import BertEmbeddings, EncoderBlock, bert_initializer, check_sequence_length
+from bertcourse.layers import BertEmbeddings, EncoderBlock, LayerNorm, bert_initializer, check_sequence_length
 
 __all__ = ["BertBackbone", "INPUT_NAMES", "validate_inputs", "check_input_values", "causal_attention_mask"]
 
@@ -204,7 +204,7 @@ class BertBackbone(keras.Model):
         ]
         # Pre-LN blocks leave the residual stream unnormalised: one LayerNorm after the last block
         # (Xiong et al. 2020; GPT-2). Post-LN blocks end in a LayerNorm already.
-        self.final_layer_norm = keras.layers.LayerNormalization(
+        self.final_layer_norm = LayerNorm(
             epsilon=cfg.layer_norm_epsilon, dtype=dtype, name="final_layer_norm") if normalize_first else None
         self.pooler = keras.layers.Dense(cfg.hidden_size, activation="tanh",
                                          kernel_initializer=bert_initializer(cfg.initializer_range),

@@ -45,6 +45,26 @@ print(inspect.getsource(FeedForward.call))
 # `[batch * seq, hidden]` matrix (`per_token`, lesson 03): then TensorFlow fuses the first matmul, its
 # bias and the GELU into one CPU kernel instead of three passes over the widest tensor of the block.
 #
+# The LayerNorms are `bertcourse.layers.LayerNorm`: Keras's `LayerNormalization` (same weights, same
+# numbers) that, at inference on TensorFlow's CPU kernels, is written as a pattern TensorFlow rewrites
+# into one fused kernel (`_MklLayerNorm`) instead of five passes for the mean, the variance and the
+# scaling: about 4% of a forward pass. The check below gives both layers the same weights.
+
+# %%
+import keras
+import numpy as np
+
+from bertcourse.layers import LayerNorm
+
+ours, theirs = LayerNorm(epsilon=1e-12), keras.layers.LayerNormalization(epsilon=1e-12)
+x = np.random.default_rng(0).normal(size=(2, 16, 64)).astype("float32")
+for layer in (ours, theirs):
+    layer.build(x.shape)
+    layer.set_weights([np.linspace(0.5, 1.5, 64, dtype="float32"), np.linspace(-1, 1, 64, dtype="float32")])
+print(f"LayerNorm vs keras.layers.LayerNormalization: max |diff| = "
+      f"{np.abs(np.asarray(ours(x)) - np.asarray(theirs(x))).max():.1e}")
+
+# %% [markdown]
 # The block as a diagram, with the shapes of the `PRESET` model's first block on a batch of 2 sequences
 # of 128 tokens (read from the layers themselves, not typed in): two sub-layers, each wrapped in a
 # residual sum and a LayerNorm; only the feed-forward's inner layer is wider.
