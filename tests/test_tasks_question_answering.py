@@ -81,6 +81,22 @@ def test_windows_cover_the_whole_context_and_share_doc_stride_tokens(qa, held):
     assert all(0 <= s < e <= len(text) for s, e in f.offsets[0])
 
 
+def test_questions_sharing_a_context_get_the_windows_they_get_alone(qa, held):
+    """A context asked several questions is tokenized once per call: the windows, offsets and word
+    starts are those of each pair on its own, in the input order, interleaved with other contexts."""
+    examples = held[:12] + held[:3]                      # consecutive SQuAD questions share paragraphs
+    assert len({e.context for e in examples}) < len(examples)
+    together = qa.features([e.question for e in examples], [e.context for e in examples])
+    for i, ex in enumerate(examples):
+        alone = qa.features(ex.question, ex.context)
+        windows = together.windows_of(i)
+        for key in ("token_ids", "segment_ids", "padding_mask"):
+            np.testing.assert_array_equal(together.inputs[key][windows], alone.inputs[key])
+        np.testing.assert_array_equal(together.offsets[i], alone.offsets[0])
+        np.testing.assert_array_equal(together.word_start[i], alone.word_start[0])
+        assert [together.spans[w] for w in windows] == alone.spans and together.contexts[i] == ex.context
+
+
 def test_an_answer_across_a_window_edge_is_found_in_the_window_where_it_is_whole(qa):
     context = " ".join(f"w{i}" for i in range(60))          # "w0 w1 ...": every word its own tokens
     # find the first window's last context token, and put an answer across that edge

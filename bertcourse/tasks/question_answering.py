@@ -172,11 +172,12 @@ def qa_features(preprocessor, questions: Sequence[str] | str, contexts: Sequence
         raise ValueError(f"max_query_length must be an int >= 1, got {max_query_length!r}.")
     suffix = _tokenizer_tools(tokenizer)[0]
     cls_id, sep_id, pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
-    tokens = _tokenize(tokenizer, questions + contexts)
+    unique = {context: k for k, context in enumerate(dict.fromkeys(contexts))}   # several questions, one text:
+    tokens = _tokenize(tokenizer, questions + list(unique))                      # tokenized once
     rows, example, context_start, spans, offsets, word_start = [], [], [], [], [], []
     for i in range(len(questions)):
         q_ids = tokens[i][0][:max_query_length]
-        c_ids, c_offsets = tokens[len(questions) + i]
+        c_ids, c_offsets = tokens[len(questions) + unique[contexts[i]]]
         room = length - len(q_ids) - 3
         if room < 1:
             raise ModelInputError(f"question {i} has {len(q_ids)} tokens: no room for the context in "
@@ -277,6 +278,14 @@ def _decode_spans(start: np.ndarray, end: np.ndarray, topk: int, max_answer_len:
     return starts, ends, candidates[starts, ends]
 
 
+def _masked_softmax(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``logits`` ``[windows, width]`` with the positions not ``allowed`` set to
+    ``NULL_LOGIT`` first (as Hugging Face's pipeline does), float32."""
+    x = np.where(allowed, logits, np.float32(NULL_LOGIT))
+    x = np.exp(x - x.max(axis=1, keepdims=True))
+    return x / x.sum(axis=1, keepdims=True)
+
+
 def decode_answers(features: QAFeatures, start_logits: np.ndarray, end_logits: np.ndarray, top_k: int = 1,
                    max_answer_len: int = 15, handle_impossible_answer: bool = False,
                    max_context: bool = False) -> list[tuple[list[dict], float]]:
@@ -288,6 +297,14 @@ def decode_answers(features: QAFeatures, start_logits: np.ndarray, end_logits: n
     if isinstance(max_answer_len, bool) or not isinstance(max_answer_len, int) or max_answer_len < 1:
         raise ValueError(f"max_answer_len must be an int >= 1, got {max_answer_len!r}.")
     start_logits, end_logits = np.asarray(start_logits, np.float32), np.asarray(end_logits, np.float32)
+    # Every window's softmax over its [CLS] and context tokens, at once; the loop below decodes.
+    width = start_logits.shape[1]
+    first = np.asarray(features.context_start, np.int64)
+    lengths = np.array([b - a for a, b in features.spans], np.int64)
+    columns = np.arange(width)
+    allowed = (columns >= first[:, None]) & (columns < (first + lengths)[:, None])
+    allowed[:, 0] = True                         # [CLS] stays in the softmax (the null answer)
+    start_probs, end_probs = (_masked_softmax(x[:, :width], allowed) for x in (start_logits, end_logits))
     results = []
     for i, context in enumerate(features.contexts):
         windows = features.windows_of(i)
@@ -297,16 +314,7 @@ def decode_answers(features: QAFeatures, start_logits: np.ndarray, end_logits: n
         for k, w in enumerate(windows):
             a, b = features.spans[w]
             c0 = int(features.context_start[w])
-            width = start_logits.shape[1]
-            desired = np.zeros(width, bool)
-            desired[0] = True                    # [CLS] stays in the softmax (the null answer)
-            desired[c0:c0 + b - a] = True
-            start = np.where(desired, start_logits[w, :width], NULL_LOGIT)
-            end = np.where(desired, end_logits[w, :width], NULL_LOGIT)
-            start = np.exp(start - start.max())
-            start = start / start.sum()
-            end = np.exp(end - end.max())
-            end = end / end.sum()
+            start, end, desired = start_probs[w], end_probs[w], allowed[w]
             min_null = min(min_null, float(start[0] * end[0]))
             start[0] = end[0] = 0.0
             desired[0] = False                   # a span through [CLS] is never an answer
