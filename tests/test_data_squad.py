@@ -161,3 +161,23 @@ def test_questions_without_an_answers_field_are_read_when_answers_are_not_requir
     raw["data"][0]["paragraphs"][0]["qas"][0]["answers"] = []  # an empty list is still a mistake
     with pytest.raises(DataFileError, match="no answers"):
         parse_squad(raw, answers_required=False)
+
+
+def test_download_path_from_a_local_file(tmp_path, monkeypatch):
+    """``squad_path(..., download=True)`` runs on a file:// URL (never the network in tests): fetched into
+    the cache, its sha256 checked, then found there without downloading again; a download with the wrong
+    bytes raises and leaves neither the file nor a temporary copy behind."""
+    source = write(tmp_path, one(), name="published.json")
+    digest = squad.sha256_of(source)
+    cache = tmp_path / "cache"
+    monkeypatch.setitem(SQUAD_FILES, "train-v1.1.json", (source.as_uri(), digest, source.stat().st_size))
+    path = squad_path("train-v1.1.json", download=True, cache=cache)
+    assert path == cache / "train-v1.1.json" and path.read_bytes() == source.read_bytes()
+    assert read_squad(path).examples()[0].id == "q1"
+    source.unlink()                                           # the cached copy is used from now on
+    assert squad_path("train-v1.1.json", download=True, cache=cache) == path
+    bad = write(tmp_path, one(context="Bath is in England!"), name="tampered.json")
+    monkeypatch.setitem(SQUAD_FILES, "dev-v2.0.json", (bad.as_uri(), digest, bad.stat().st_size))
+    with pytest.raises(DataFileError, match="differs"):
+        squad_path("dev-v2.0.json", download=True, cache=cache)
+    assert sorted(p.name for p in cache.iterdir()) == ["train-v1.1.json"]

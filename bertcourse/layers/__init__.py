@@ -17,6 +17,6 @@ from bertcourse.layers.initializers import bert_initializer, clone_initializer
 from bertcourse.layers.normalization import LayerNorm, fused_layer_norm_available
 
 __all__ = ["BertEmbeddings", "MultiHeadSelfAttention", "FeedForward", "EncoderBlock", "MaskedLMHead",
-           "NextSentenceHead", "LayerNorm", "fused_layer_norm_available", "SequenceTooLongError", "check_sequence_length", "mask_value", "merge_masks",
-           "gather_rows", "ACTIVATIONS", "gelu_exact", "gelu_approximate", "get_activation", "bert_initializer",
-           "clone_initializer"]
+           "NextSentenceHead", "LayerNorm", "fused_layer_norm_available", "SequenceTooLongError",
+           "check_sequence_length", "mask_value", "merge_masks", "gather_rows", "ACTIVATIONS", "gelu_exact",
+           "gelu_approximate", "get_activation", "bert_initializer", "clone_initializer"]
